@@ -1,0 +1,33 @@
+//! Alleycat's race logic, with no AWS, Lambda or I/O dependency.
+//!
+//! Every function, the embedded stack and the simulator share this crate, so the rules live in
+//! one place:
+//!
+//! - [`message`]: the device message, parsed without copying, validated rule by rule, scored;
+//! - [`race`]: which race a ride belongs to and when it is over;
+//! - [`standings`], [`leaderboard`], [`series`], [`history`]: the views of DESIGN section 3, each
+//!   a [`MaxMerge`] so retries, replays and concurrent writers cannot corrupt them;
+//! - [`delivery`]: the streaming decoder for Firehose's gzip NDJSON objects;
+//! - [`views`]: wire shapes of the realtime message and the API.
+
+pub mod delivery;
+pub mod history;
+pub mod leaderboard;
+pub mod merge;
+pub mod message;
+pub mod output;
+pub mod race;
+mod scan;
+pub mod series;
+pub mod standings;
+pub mod views;
+
+pub use delivery::{DeliveryStats, decode_delivery};
+pub use history::{ClassHistory, DEFAULT_TOP_K, HistoryError};
+pub use leaderboard::{LeaderboardEntry, RacerFinal};
+pub use merge::MaxMerge;
+pub use message::{DeviceMessage, Event, Reading, Rejection};
+pub use output::Output;
+pub use race::{RaceClock, RaceKey};
+pub use series::SecondSeries;
+pub use standings::{Standings, StandingsBatch};

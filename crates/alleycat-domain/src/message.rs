@@ -1,0 +1,310 @@
+//! The device message: one second of one racer's ride, parsed without copying and validated
+//! against every rule of DESIGN section 2.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::output::Output;
+use crate::race::{RaceClock, RaceKey};
+
+/// Highest valid class id (classes are 1–6).
+pub const MAX_CLASS_ID: i64 = 6;
+/// Highest valid racer id.
+pub const MAX_RACER_ID: i64 = 1_000_000;
+/// Longest valid racer name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Highest valid cadence (rpm).
+pub const MAX_CADENCE: f64 = 250.0;
+/// Highest valid resistance (percent).
+pub const MAX_RESISTANCE: f64 = 100.0;
+/// Earliest accepted device timestamp: 2001-09-09, the first 13-digit epoch millisecond. Anything
+/// smaller is almost certainly a clock in seconds, which would file the ride under a wrong race.
+pub const MIN_DEVICE_TIMESTAMP_MS: i64 = 1_000_000_000_000;
+/// Latest accepted device timestamp: 2100-01-01.
+pub const MAX_DEVICE_TIMESTAMP_MS: i64 = 4_102_444_800_000;
+
+/// Whether this second is a racer's last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// An ordinary second of a race.
+    Update,
+    /// The racer's last second: its output is the racer's final result.
+    Final,
+}
+
+/// A device message exactly as sent, before validation.
+///
+/// Strings borrow from the input unless they contain escapes, and numbers are parsed wide so that
+/// an out-of-range value gets its own precise [`Rejection`] instead of a generic type error.
+/// Unknown fields (the IoT rule's `clientId`, `ingestTimestamp`, the transformer's `output`) are
+/// ignored.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceMessage<'a> {
+    /// Optional message id chosen by the device.
+    #[serde(borrow, default)]
+    pub uuid: Option<Cow<'a, str>>,
+    /// `update` or `final`.
+    pub event: Event,
+    /// When the device sent it, epoch milliseconds.
+    pub device_timestamp: i64,
+    /// Second of the racer's race, from 1.
+    pub second: i64,
+    /// The race window the racer joined.
+    pub race_id: i64,
+    /// The racer's display name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// The racer.
+    pub racer_id: i64,
+    /// The class raced.
+    pub class_id: i64,
+    /// Pedal cadence.
+    pub cadence: f64,
+    /// Bike resistance.
+    pub resistance: f64,
+}
+
+/// Why a record was rejected: one variant per rule, so that counts and logs can say exactly which
+/// rule a device broke.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    /// The bytes are not UTF-8.
+    #[error("record is not valid UTF-8")]
+    NotUtf8,
+    /// The bytes are not one JSON value (syntax error or truncated input).
+    #[error("record is not JSON: {0}")]
+    NotJson(String),
+    /// Valid JSON of the wrong shape: a missing field, a wrong type, an unknown `event`.
+    #[error("record does not match the message schema: {0}")]
+    Schema(String),
+    /// `classId` outside 1–6.
+    #[error("classId {0} is outside 1-{MAX_CLASS_ID}")]
+    ClassId(i64),
+    /// `second` outside 1–race length.
+    #[error("second {second} is outside 1-{race_seconds}")]
+    Second {
+        /// The second sent.
+        second: i64,
+        /// The configured race length.
+        race_seconds: u16,
+    },
+    /// `racerId` outside 0–1,000,000.
+    #[error("racerId {0} is outside 0-{MAX_RACER_ID}")]
+    RacerId(i64),
+    /// `raceId` not positive.
+    #[error("raceId {0} is not positive")]
+    RaceId(i64),
+    /// `cadence` outside 0–250.
+    #[error("cadence {0} is outside 0-{MAX_CADENCE}")]
+    Cadence(f64),
+    /// `resistance` outside 0–100.
+    #[error("resistance {0} is outside 0-{MAX_RESISTANCE}")]
+    Resistance(f64),
+    /// `name` longer than 64 characters.
+    #[error("name has {0} characters, more than {MAX_NAME_CHARS}")]
+    NameTooLong(usize),
+    /// `deviceTimestamp` not an epoch millisecond between 2001 and 2100.
+    #[error("deviceTimestamp {0} is not epoch milliseconds between 2001 and 2100")]
+    DeviceTimestamp(i64),
+}
+
+impl Rejection {
+    /// A stable, low-cardinality name for the rule, for metric dimensions and log fields.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::NotUtf8 => "not_utf8",
+            Self::NotJson(_) => "not_json",
+            Self::Schema(_) => "schema",
+            Self::ClassId(_) => "class_id",
+            Self::Second { .. } => "second",
+            Self::RacerId(_) => "racer_id",
+            Self::RaceId(_) => "race_id",
+            Self::Cadence(_) => "cadence",
+            Self::Resistance(_) => "resistance",
+            Self::NameTooLong(_) => "name",
+            Self::DeviceTimestamp(_) => "device_timestamp",
+        }
+    }
+
+    fn from_json_error(bytes: &[u8], error: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match error.classify() {
+            Category::Data => Self::Schema(error.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => {
+                // serde_json reports bad UTF-8 as a syntax error; name it precisely.
+                if std::str::from_utf8(bytes).is_err() {
+                    Self::NotUtf8
+                } else {
+                    Self::NotJson(error.to_string())
+                }
+            }
+        }
+    }
+}
+
+impl<'a> DeviceMessage<'a> {
+    /// Parses one message, borrowing its strings from `bytes`.
+    ///
+    /// Messages of the usual flat shape take a single-pass scanner; anything else (and every
+    /// invalid message) goes through serde_json, which gives the same result and the precise
+    /// error.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Rejection> {
+        if let Some(message) = crate::scan::scan(bytes) {
+            return Ok(message);
+        }
+        Self::parse_with_serde(bytes)
+    }
+
+    /// The fast path alone: `None` where it defers to serde_json. Exposed only so tests can check
+    /// which messages it covers.
+    #[doc(hidden)]
+    pub fn parse_fast_path(bytes: &'a [u8]) -> Option<Self> {
+        crate::scan::scan(bytes)
+    }
+
+    /// The reference parser: serde_json alone. Public so tests and benchmarks can compare the fast
+    /// path against it.
+    pub fn parse_with_serde(bytes: &'a [u8]) -> Result<Self, Rejection> {
+        serde_json::from_slice(bytes).map_err(|e| Rejection::from_json_error(bytes, &e))
+    }
+
+    /// Checks every rule of DESIGN section 2 and computes the output.
+    pub fn validate(self, clock: RaceClock) -> Result<Reading<'a>, Rejection> {
+        let class_id = u8::try_from(self.class_id)
+            .ok()
+            .filter(|c| (1..=6).contains(c))
+            .ok_or(Rejection::ClassId(self.class_id))?;
+        let second = u16::try_from(self.second)
+            .ok()
+            .filter(|s| (1..=clock.race_seconds).contains(s))
+            .ok_or(Rejection::Second {
+                second: self.second,
+                race_seconds: clock.race_seconds,
+            })?;
+        let racer_id = u32::try_from(self.racer_id)
+            .ok()
+            .filter(|_| self.racer_id <= MAX_RACER_ID)
+            .ok_or(Rejection::RacerId(self.racer_id))?;
+        let race_id = u64::try_from(self.race_id)
+            .ok()
+            .filter(|&r| r > 0)
+            .ok_or(Rejection::RaceId(self.race_id))?;
+        if !(0.0..=MAX_CADENCE).contains(&self.cadence) {
+            return Err(Rejection::Cadence(self.cadence));
+        }
+        if !(0.0..=MAX_RESISTANCE).contains(&self.resistance) {
+            return Err(Rejection::Resistance(self.resistance));
+        }
+        // Byte length bounds character count, so the count is only taken for long names.
+        if self.name.len() > MAX_NAME_CHARS {
+            let chars = self.name.chars().count();
+            if chars > MAX_NAME_CHARS {
+                return Err(Rejection::NameTooLong(chars));
+            }
+        }
+        let device_timestamp = u64::try_from(self.device_timestamp)
+            .ok()
+            .filter(|_| {
+                (MIN_DEVICE_TIMESTAMP_MS..=MAX_DEVICE_TIMESTAMP_MS).contains(&self.device_timestamp)
+            })
+            .ok_or(Rejection::DeviceTimestamp(self.device_timestamp))?;
+        Ok(Reading {
+            uuid: self.uuid,
+            event: self.event,
+            device_timestamp,
+            second,
+            race_id,
+            name: self.name,
+            racer_id,
+            class_id,
+            cadence: self.cadence,
+            resistance: self.resistance,
+            output: Output::from_effort(self.cadence, self.resistance),
+        })
+    }
+}
+
+/// A validated message with its output: the unit every function works on.
+///
+/// Serializes (camelCase, compact) as the original message plus `output`, which is exactly the
+/// line the Firehose transformer delivers.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reading<'a> {
+    /// Optional message id chosen by the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<Cow<'a, str>>,
+    /// `update` or `final`.
+    pub event: Event,
+    /// When the device sent it, epoch milliseconds.
+    pub device_timestamp: u64,
+    /// Second of the racer's race, 1–race length.
+    pub second: u16,
+    /// The race window the racer joined.
+    pub race_id: u64,
+    /// The racer's display name, at most 64 characters.
+    pub name: Cow<'a, str>,
+    /// The racer, 0–1,000,000.
+    pub racer_id: u32,
+    /// The class, 1–6.
+    pub class_id: u8,
+    /// Pedal cadence, 0–250.
+    pub cadence: f64,
+    /// Bike resistance, 0–100.
+    pub resistance: f64,
+    /// The score of this second.
+    pub output: Output,
+}
+
+impl<'a> Reading<'a> {
+    /// Parses and validates one record: the whole per-record hot path.
+    pub fn from_json(bytes: &'a [u8], clock: RaceClock) -> Result<Self, Rejection> {
+        DeviceMessage::parse(bytes)?.validate(clock)
+    }
+
+    /// The race this reading belongs to.
+    pub fn race(&self) -> RaceKey {
+        RaceKey {
+            class_id: self.class_id,
+            race_id: self.race_id,
+        }
+    }
+
+    /// Appends this reading as one compact JSON line (`\n`-terminated) to `out`.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        // Serializing plain fields into a Vec cannot fail.
+        serde_json::to_writer(&mut *out, self).expect("a reading always serializes");
+        out.push(b'\n');
+    }
+
+    /// A copy that owns its strings, for keeping past the input buffer.
+    pub fn into_owned(self) -> Reading<'static> {
+        Reading {
+            uuid: self.uuid.map(|u| Cow::Owned(u.into_owned())),
+            event: self.event,
+            device_timestamp: self.device_timestamp,
+            second: self.second,
+            race_id: self.race_id,
+            name: Cow::Owned(self.name.into_owned()),
+            racer_id: self.racer_id,
+            class_id: self.class_id,
+            cadence: self.cadence,
+            resistance: self.resistance,
+            output: self.output,
+        }
+    }
+}
+
+impl fmt::Display for Reading<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "racer {} class {} race {} second {} output {}",
+            self.racer_id, self.class_id, self.race_id, self.second, self.output
+        )
+    }
+}

@@ -1,0 +1,224 @@
+//! Wire shapes shared by the functions, the embedded stack, the frontend and tests: the realtime
+//! message, the API responses and the MQTT topics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::leaderboard::LeaderboardEntry;
+use crate::output::Output;
+use crate::series::SecondSeries;
+use crate::standings::Standings;
+
+/// Topic bikes publish their messages to.
+pub const PUBLISH_TOPIC: &str = "alleycat-publish";
+/// Prefix of the per-class topics live standings are pushed to.
+pub const SUBSCRIBE_TOPIC_PREFIX: &str = "alleycat-subscribe/";
+
+/// The topic a class's live standings are pushed to: `alleycat-subscribe/class-<c>`.
+pub fn subscribe_topic(class_id: u8) -> String {
+    format!("{SUBSCRIBE_TOPIC_PREFIX}class-{class_id}")
+}
+
+/// The history object key of a class: `class-<c>.json.gz`.
+pub fn history_key(class_id: u8) -> String {
+    format!("class-{class_id}.json.gz")
+}
+
+/// Kind tag of a realtime message; one kind today, a tag so bikes can ignore future ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RealtimeKind {
+    /// Live standings of a race.
+    Results,
+}
+
+/// Live standings pushed to every bike of a class (QoS 0) each time a race's standings change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RealtimeMessage {
+    /// Always `results`.
+    pub msg: RealtimeKind,
+    /// The class.
+    pub class_id: u8,
+    /// The race.
+    pub race_id: u64,
+    /// When the standings were written, epoch milliseconds.
+    pub ts: u64,
+    /// Best output per racer id.
+    pub results: Standings,
+}
+
+/// One race in a list of a class's latest races.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaceSummary {
+    /// The race.
+    pub race_id: u64,
+    /// Racers with data.
+    pub racers: usize,
+    /// The leading racer and their best, if any.
+    pub leader: Option<RankedOutput>,
+    /// Last change, epoch milliseconds.
+    pub updated_at: u64,
+    /// Whether the race can receive no more data.
+    pub over: bool,
+}
+
+/// `GET /races?classId=&limit=`: a class's latest races, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaceList {
+    /// The class.
+    pub class_id: u8,
+    /// Newest first.
+    pub races: Vec<RaceSummary>,
+}
+
+/// A racer's place in a ranking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankedOutput {
+    /// 1-based rank.
+    pub rank: usize,
+    /// The racer.
+    pub racer_id: u32,
+    /// Their best output.
+    pub output: Output,
+}
+
+/// `GET /races/{raceId}`: one race's standings, ranked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaceView {
+    /// The class.
+    pub class_id: u8,
+    /// The race.
+    pub race_id: u64,
+    /// Last change, epoch milliseconds.
+    pub updated_at: u64,
+    /// Whether these are final results.
+    pub over: bool,
+    /// Best first.
+    pub standings: Vec<RankedOutput>,
+}
+
+impl RaceView {
+    /// Ranks `standings` (best first, ties by racer id).
+    pub fn new(
+        class_id: u8,
+        race_id: u64,
+        standings: &Standings,
+        updated_at: u64,
+        over: bool,
+    ) -> Self {
+        Self {
+            class_id,
+            race_id,
+            updated_at,
+            over,
+            standings: rank(standings),
+        }
+    }
+}
+
+/// Ranks standings, best first, ties by racer id.
+pub fn rank(standings: &Standings) -> Vec<RankedOutput> {
+    standings
+        .ranked()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (racer_id, output))| RankedOutput {
+            rank: i + 1,
+            racer_id,
+            output,
+        })
+        .collect()
+}
+
+/// `GET /leaderboard?classId=&limit=`: the class leaderboard, best first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderboardView {
+    /// The class.
+    pub class_id: u8,
+    /// Best first.
+    pub entries: Vec<LeaderboardEntry>,
+}
+
+/// `GET /racers/{racerId}/bests?classId=`: the racer's personal-record curve in a class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RacerBestsView {
+    /// The racer.
+    pub racer_id: u32,
+    /// The class.
+    pub class_id: u8,
+    /// Best output at each second, from second 1; `null` where never ridden.
+    pub seconds: SecondSeries,
+}
+
+/// `GET /racers/{racerId}/races/{raceId}`: the racer's output at each second of one race.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RacerTraceView {
+    /// The racer.
+    pub racer_id: u32,
+    /// The class.
+    pub class_id: u8,
+    /// The race.
+    pub race_id: u64,
+    /// Output at each second, from second 1.
+    pub seconds: SecondSeries,
+}
+
+/// `GET /history/{classId}`: where to fetch the class history object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryLink {
+    /// The class.
+    pub class_id: u8,
+    /// A short-lived URL of the gzip object.
+    pub url: String,
+    /// When the URL stops working, epoch milliseconds.
+    pub expires_at: u64,
+}
+
+/// Where the deployment runs, which decides how the browser connects to MQTT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// AWS IoT Core over SigV4-signed WSS with Cognito credentials.
+    Aws,
+    /// The embedded stack's plain WebSocket broker.
+    Local,
+}
+
+/// `GET /config`: everything the browser needs, so the frontend is configured by one API URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// AWS or the embedded stack.
+    pub platform: Platform,
+    /// AWS region (for signing); empty on the embedded stack.
+    pub region: String,
+    /// Cognito identity pool for unauthenticated credentials; empty on the embedded stack.
+    pub identity_pool_id: String,
+    /// MQTT over WebSocket endpoint: the IoT endpoint host on AWS, a `ws://` URL locally.
+    pub mqtt_endpoint: String,
+    /// Topic bikes publish to.
+    pub publish_topic: String,
+    /// Prefix of the per-class standings topics.
+    pub subscribe_topic_prefix: String,
+    /// Race length, seconds.
+    pub race_seconds: u16,
+    /// Race start window, seconds.
+    pub window_seconds: u32,
+    /// K of the class histories.
+    pub top_k: u32,
+}
+
+/// Body of every API error: `{"error": "…"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What was wrong, for humans.
+    pub error: String,
+}
