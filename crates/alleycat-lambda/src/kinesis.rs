@@ -1,0 +1,217 @@
+//! Kinesis events in, validated readings out.
+
+use std::fmt;
+
+use alleycat_domain::{RaceClock, Reading};
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::time_window::TimeWindowProperties;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::metrics::Metrics;
+
+/// How many rejected records an invocation logs one by one; the rest are only counted, so a
+/// batch of garbage cannot flood the logs (and the CloudWatch bill).
+pub const MAX_LOGGED_REJECTIONS: usize = 20;
+
+/// A record the event carried that is not even a Kinesis record (for example, data that is not
+/// base64). Lambda never sends one, but a hand-made or corrupted event must not fail its batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    /// Position in the event's `Records`.
+    pub position: usize,
+    /// Its sequence number, when that much could be read.
+    pub sequence_number: Option<String>,
+    /// Why it could not be decoded.
+    pub error: String,
+}
+
+/// A Kinesis event (plain, or a tumbling-window event), decoded record by record.
+///
+/// Deserializing the real `KinesisEvent` fails the whole event on one bad record; this type reads
+/// `Records` as raw JSON and decodes each record on its own, keeping the good ones in a genuine
+/// [`KinesisEvent`] and the bad ones in [`LenientKinesisEvent::undecodable`]. Deserialize it with
+/// `serde_json::from_slice` (as the Lambda runtime does): records are borrowed from the input
+/// while decoding.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LenientKinesisEvent {
+    /// The records that decoded, in order.
+    pub event: KinesisEvent,
+    /// Position in the original `Records` of each record of `event`.
+    pub positions: Vec<usize>,
+    /// Records that did not decode.
+    pub undecodable: Vec<Undecodable>,
+    /// The tumbling window's properties, when the event source uses one.
+    pub window: Option<TimeWindowProperties>,
+}
+
+impl From<KinesisEvent> for LenientKinesisEvent {
+    fn from(event: KinesisEvent) -> Self {
+        Self {
+            positions: (0..event.records.len()).collect(),
+            event,
+            undecodable: Vec::new(),
+            window: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct SequenceOnly {
+    kinesis: Option<SequenceInner>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SequenceInner {
+    sequence_number: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for LenientKinesisEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EventVisitor;
+
+        impl<'de> Visitor<'de> for EventVisitor {
+            type Value = LenientKinesisEvent;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kinesis event")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = LenientKinesisEvent::default();
+                let mut rest = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "Records" {
+                        let raw: Vec<&'de RawValue> = map.next_value()?;
+                        out.decode_records(&raw);
+                    } else {
+                        rest.insert(key, map.next_value()?);
+                    }
+                }
+                if rest.contains_key("window") {
+                    out.window = Some(
+                        serde_json::from_value(serde_json::Value::Object(rest))
+                            .map_err(de::Error::custom)?,
+                    );
+                }
+                Ok(out)
+            }
+        }
+
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+impl LenientKinesisEvent {
+    fn decode_records(&mut self, raw: &[&RawValue]) {
+        self.event.records.reserve(raw.len());
+        for (position, record) in raw.iter().enumerate() {
+            match serde_json::from_str::<KinesisEventRecord>(record.get()) {
+                Ok(record) => {
+                    self.event.records.push(record);
+                    self.positions.push(position);
+                }
+                Err(error) => self.undecodable.push(Undecodable {
+                    position,
+                    sequence_number: serde_json::from_str::<SequenceOnly>(record.get())
+                        .ok()
+                        .and_then(|s| s.kinesis)
+                        .and_then(|k| k.sequence_number),
+                    error: error.to_string(),
+                }),
+            }
+        }
+    }
+
+    /// Records in the event, decodable or not.
+    pub fn len(&self) -> usize {
+        self.event.records.len() + self.undecodable.len()
+    }
+
+    /// Whether the event has no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Validates every record into a reading; counts (`RecordsIn`, `Rejected`) and logs
+    /// rejections with their sequence numbers. Rejected records are dropped, never retried: they
+    /// would be rejected again.
+    pub fn readings(&self, clock: RaceClock, metrics: &mut Metrics) -> Vec<KinesisBatch<'_>> {
+        metrics.add("RecordsIn", self.len() as u64);
+        let mut logged = 0;
+        for bad in &self.undecodable {
+            metrics.incr("Rejected");
+            log_rejection(
+                &mut logged,
+                bad.sequence_number.as_deref().unwrap_or("?"),
+                bad.position,
+                "envelope",
+                &bad.error,
+            );
+        }
+        let mut readings = Vec::with_capacity(self.event.records.len());
+        for (record, &position) in self.event.records.iter().zip(&self.positions) {
+            let sequence_number = record.kinesis.sequence_number.as_str();
+            match Reading::from_json(&record.kinesis.data.0, clock) {
+                Ok(reading) => readings.push(KinesisBatch {
+                    position,
+                    sequence_number,
+                    reading,
+                }),
+                Err(rejection) => {
+                    metrics.incr("Rejected");
+                    log_rejection(
+                        &mut logged,
+                        sequence_number,
+                        position,
+                        rejection.rule(),
+                        &rejection,
+                    );
+                }
+            }
+        }
+        let rejected = metrics.get("Rejected");
+        if rejected > MAX_LOGGED_REJECTIONS as u64 {
+            tracing::warn!(
+                rejected,
+                logged = MAX_LOGGED_REJECTIONS,
+                "more records rejected than logged"
+            );
+        }
+        readings
+    }
+
+    /// The sequence number of the record at `position` of the original event.
+    pub fn sequence_number_at(&self, position: usize) -> Option<&str> {
+        self.positions
+            .iter()
+            .position(|&p| p == position)
+            .map(|i| self.event.records[i].kinesis.sequence_number.as_str())
+    }
+}
+
+fn log_rejection(
+    logged: &mut usize,
+    sequence_number: &str,
+    position: usize,
+    rule: &str,
+    reason: &dyn fmt::Display,
+) {
+    if *logged < MAX_LOGGED_REJECTIONS {
+        *logged += 1;
+        tracing::warn!(sequence_number, position, rule, %reason, "record rejected");
+    }
+}
+
+/// One valid record of a Kinesis batch, with where it was.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KinesisBatch<'e> {
+    /// Position in the event's `Records`.
+    pub position: usize,
+    /// Its Kinesis sequence number, for partial batch responses.
+    pub sequence_number: &'e str,
+    /// The validated message.
+    pub reading: Reading<'e>,
+}

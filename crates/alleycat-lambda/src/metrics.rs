@@ -1,0 +1,116 @@
+//! Per-invocation counts as CloudWatch Embedded Metric Format (EMF) log lines: CloudWatch turns
+//! them into metrics from the log stream, with no PutMetricData calls and no added latency.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+/// CloudWatch namespace of every Alleycat metric.
+pub const NAMESPACE: &str = "Alleycat";
+
+/// Counters of one invocation of one function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    function: &'static str,
+    counts: BTreeMap<&'static str, u64>,
+}
+
+impl Metrics {
+    /// Counters for `function` (the metric's `Function` dimension), all at zero.
+    pub fn new(function: &'static str) -> Self {
+        Self {
+            function,
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Adds `n` to counter `name` (metric names are CamelCase: `RecordsIn`, `Rejected`, …).
+    pub fn add(&mut self, name: &'static str, n: u64) {
+        *self.counts.entry(name).or_default() += n;
+    }
+
+    /// Adds one to counter `name`.
+    pub fn incr(&mut self, name: &'static str) {
+        self.add(name, 1);
+    }
+
+    /// A counter's value (0 if never touched).
+    pub fn get(&self, name: &str) -> u64 {
+        self.counts.get(name).copied().unwrap_or(0)
+    }
+
+    /// Every counter, by name.
+    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
+        &self.counts
+    }
+
+    /// The EMF document: one JSON object whose `_aws` member declares the metrics.
+    pub fn to_emf(&self, timestamp_ms: u64) -> serde_json::Value {
+        let definitions: Vec<_> = self
+            .counts
+            .keys()
+            .map(|name| json!({"Name": name, "Unit": "Count"}))
+            .collect();
+        let mut document = json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [["Function"]],
+                    "Metrics": definitions,
+                }],
+            },
+            "Function": self.function,
+        });
+        for (name, value) in &self.counts {
+            document[*name] = json!(value);
+        }
+        document
+    }
+
+    /// Writes the EMF document as one line.
+    pub fn write_emf(&self, out: &mut impl Write, timestamp_ms: u64) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, &self.to_emf(timestamp_ms))?;
+        out.write_all(b"\n")
+    }
+
+    /// Prints the EMF line to stdout, where Lambda's log agent picks it up. It bypasses the
+    /// tracing subscriber on purpose: EMF must be the whole log event, not a field inside one.
+    pub fn emit(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut stdout = std::io::stdout().lock();
+        if let Err(error) = self.write_emf(&mut stdout, now) {
+            tracing::warn!(%error, "could not write metrics");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_declares_every_counter_under_the_function_dimension() {
+        let mut metrics = Metrics::new("race-aggregator");
+        metrics.add("RecordsIn", 3);
+        metrics.incr("Rejected");
+        let mut line = Vec::new();
+        metrics.write_emf(&mut line, 1_700_000_000_000).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(doc["Function"], "race-aggregator");
+        assert_eq!(doc["RecordsIn"], 3);
+        assert_eq!(doc["Rejected"], 1);
+        let declared = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], NAMESPACE);
+        assert_eq!(declared["Dimensions"], json!([["Function"]]));
+        assert_eq!(
+            declared["Metrics"],
+            json!([{"Name": "RecordsIn", "Unit": "Count"}, {"Name": "Rejected", "Unit": "Count"}])
+        );
+        assert_eq!(line.last(), Some(&b'\n'));
+    }
+}

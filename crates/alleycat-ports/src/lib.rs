@@ -1,0 +1,20 @@
+//! What Alleycat's handlers need from the outside world, as small traits (ports), with the retry
+//! loops every adapter shares and in-memory fakes for tests.
+//!
+//! Handlers are generic over these traits; `alleycat-aws` implements them on DynamoDB, S3 and
+//! IoT Core, the embedded stack on its local stores, and [`memory`] in memory for tests.
+
+pub mod error;
+pub mod history;
+pub mod memory;
+pub mod objects;
+pub mod realtime;
+pub mod retry;
+pub mod table;
+
+pub use error::PortError;
+pub use history::HistoryObjects;
+pub use objects::{Object, ObjectStore, PutCondition};
+pub use realtime::Publisher;
+pub use retry::{MergeOutcome, RetryError, RetryPolicy, merge_into, retry};
+pub use table::{BestsKey, Finals, MergeStore, Queries, StoredStandings, TraceKey};
