@@ -45,6 +45,8 @@ pub struct DeliveryError {
     /// The gzip or read error.
     #[source]
     pub source: std::io::Error,
+    /// What was read before the failure (those readings were already handed over).
+    pub stats: DeliveryStats,
 }
 
 /// Decodes a gzip NDJSON delivery object from `reader`, calling `on_reading` for each valid line
@@ -64,12 +66,16 @@ pub fn decode_delivery<R: Read>(
     let mut line_no = 0u64;
     loop {
         line.clear();
-        let read = lines
-            .read_until(b'\n', &mut line)
-            .map_err(|source| DeliveryError {
-                line: line_no,
-                source,
-            })?;
+        let read = match lines.read_until(b'\n', &mut line) {
+            Ok(read) => read,
+            Err(source) => {
+                return Err(DeliveryError {
+                    line: line_no,
+                    source,
+                    stats,
+                });
+            }
+        };
         if read == 0 {
             return Ok(stats);
         }

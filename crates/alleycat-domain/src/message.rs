@@ -275,10 +275,42 @@ impl<'a> Reading<'a> {
     }
 
     /// Appends this reading as one compact JSON line (`\n`-terminated) to `out`.
+    ///
+    /// Byte for byte what `serde_json` writes for this struct (a test holds it to that), but
+    /// written directly: this is the transformer's per-record hot path.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
-        // Serializing plain fields into a Vec cannot fail.
-        serde_json::to_writer(&mut *out, self).expect("a reading always serializes");
-        out.push(b'\n');
+        let mut int = itoa::Buffer::new();
+        let mut float = ryu::Buffer::new();
+        out.reserve(200 + self.name.len());
+        out.push(b'{');
+        if let Some(uuid) = &self.uuid {
+            out.extend_from_slice(b"\"uuid\":");
+            write_json_string(out, uuid);
+            out.push(b',');
+        }
+        out.extend_from_slice(match self.event {
+            Event::Update => b"\"event\":\"update\",\"deviceTimestamp\":",
+            Event::Final => b"\"event\":\"final\",\"deviceTimestamp\":",
+        });
+        out.extend_from_slice(int.format(self.device_timestamp).as_bytes());
+        out.extend_from_slice(b",\"second\":");
+        out.extend_from_slice(int.format(self.second).as_bytes());
+        out.extend_from_slice(b",\"raceId\":");
+        out.extend_from_slice(int.format(self.race_id).as_bytes());
+        out.extend_from_slice(b",\"name\":");
+        write_json_string(out, &self.name);
+        out.extend_from_slice(b",\"racerId\":");
+        out.extend_from_slice(int.format(self.racer_id).as_bytes());
+        out.extend_from_slice(b",\"classId\":");
+        out.extend_from_slice(int.format(self.class_id).as_bytes());
+        // Validated readings hold finite numbers, which is all `format_finite` needs.
+        out.extend_from_slice(b",\"cadence\":");
+        out.extend_from_slice(float.format_finite(self.cadence).as_bytes());
+        out.extend_from_slice(b",\"resistance\":");
+        out.extend_from_slice(float.format_finite(self.resistance).as_bytes());
+        out.extend_from_slice(b",\"output\":");
+        out.extend_from_slice(float.format_finite(self.output.as_f64()).as_bytes());
+        out.extend_from_slice(b"}\n");
     }
 
     /// A copy that owns its strings, for keeping past the input buffer.
@@ -296,6 +328,17 @@ impl<'a> Reading<'a> {
             resistance: self.resistance,
             output: self.output,
         }
+    }
+}
+
+/// Writes `text` as a JSON string: copied as is unless it needs escaping, which serde_json does.
+fn write_json_string(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        serde_json::to_writer(&mut *out, text).expect("a string always serializes");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
     }
 }
 

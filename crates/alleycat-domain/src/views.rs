@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::leaderboard::LeaderboardEntry;
+use crate::leaderboard::{LeaderboardEntry, RacerFinal};
 use crate::output::Output;
+use crate::race::RaceKey;
 use crate::series::SecondSeries;
 use crate::standings::Standings;
 
@@ -132,6 +133,59 @@ pub fn rank(standings: &Standings) -> Vec<RankedOutput> {
             output,
         })
         .collect()
+}
+
+/// `GET /races/{raceId}/finals?classId=`: the racers who finished a race, best first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalsView {
+    /// The class.
+    pub class_id: u8,
+    /// The race.
+    pub race_id: u64,
+    /// Whether the race can receive no more finals.
+    pub over: bool,
+    /// Best final output first, ties by racer id.
+    pub results: Vec<RankedFinal>,
+}
+
+/// One racer's final result, ranked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankedFinal {
+    /// 1-based rank.
+    pub rank: usize,
+    /// The racer.
+    pub racer_id: u32,
+    /// The racer's name as the device sent it.
+    pub name: String,
+    /// Output of the final second.
+    pub output: Output,
+    /// Device time of the final second, epoch milliseconds.
+    pub finished_at: u64,
+}
+
+impl FinalsView {
+    /// Ranks a race's finals: best output first, ties by racer id (the standings' order).
+    pub fn new(race: RaceKey, over: bool, mut finals: Vec<RacerFinal>) -> Self {
+        finals.sort_unstable_by(|a, b| b.output.cmp(&a.output).then(a.racer_id.cmp(&b.racer_id)));
+        Self {
+            class_id: race.class_id,
+            race_id: race.race_id,
+            over,
+            results: finals
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| RankedFinal {
+                    rank: i + 1,
+                    racer_id: f.racer_id,
+                    name: f.name,
+                    output: f.output,
+                    finished_at: f.finished_at,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `GET /leaderboard?classId=&limit=`: the class leaderboard, best first.

@@ -182,8 +182,15 @@ fn bad_line_details_are_bounded() {
 #[test]
 fn a_truncated_delivery_object_is_an_error() {
     let object = gzip(format!("{}\n{}\n", line(1, 1), line(2, 2)).as_bytes());
-    let result = decode_delivery(&object[..object.len() - 12], RaceClock::default(), |_| ());
-    assert!(result.is_err());
+    let mut seen = 0;
+    let error = decode_delivery(&object[..object.len() - 12], RaceClock::default(), |_| {
+        seen += 1;
+    })
+    .unwrap_err();
+    assert_eq!(
+        error.stats.records, seen,
+        "the partial counts travel with the error"
+    );
 }
 
 #[test]

@@ -247,6 +247,33 @@ proptest! {
             "exactly one line"
         );
         let again = Reading::from_json(line.trim_ascii_end(), RaceClock::default()).unwrap();
+        prop_assert_eq!(&again, &reading);
+        // The hand-written line is exactly what serde_json writes for the struct.
+        let mut reference = serde_json::to_vec(&reading).unwrap();
+        reference.push(b'\n');
+        prop_assert_eq!(line, reference);
+    }
+}
+
+proptest! {
+    #[test]
+    fn reading_lines_escape_any_name_like_serde_json(
+        name in vec(any::<char>(), 0..64).prop_map(String::from_iter),
+        uuid in prop::option::of(vec(any::<char>(), 0..40).prop_map(String::from_iter)),
+    ) {
+        let message = serde_json::json!({
+            "uuid": uuid, "event": "final", "deviceTimestamp": 1_620_051_628_707_u64,
+            "second": 300, "raceId": 5_400_172, "name": name, "racerId": 8, "classId": 3,
+            "cadence": 74.2, "resistance": 74
+        });
+        let bytes = serde_json::to_vec(&message).unwrap();
+        let reading = Reading::from_json(&bytes, RaceClock::default()).unwrap();
+        let mut line = Vec::new();
+        reading.write_json_line(&mut line);
+        let mut reference = serde_json::to_vec(&reading).unwrap();
+        reference.push(b'\n');
+        prop_assert_eq!(&line, &reference);
+        let again = Reading::from_json(line.trim_ascii_end(), RaceClock::default()).unwrap();
         prop_assert_eq!(again, reading);
     }
 }

@@ -5,12 +5,26 @@
 //!   sequence numbers;
 //! - [`failures`]: partial batch responses that report the earliest failed record of an ordered
 //!   stream;
-//! - [`metrics`]: per-invocation counts as CloudWatch Embedded Metric Format log lines.
+//! - [`function`]: a function as one value (handler plus dependencies), which the Lambda main
+//!   serves and the embedded stack calls;
+//! - [`env`]: configuration read through a lookup closure, errors naming the variable;
+//! - [`metrics`]: per-invocation counts as CloudWatch Embedded Metric Format log lines;
+//! - `fake_runtime` (feature `fake-runtime`, for tests): a stand-in for the Lambda Runtime API
+//!   that drives a real `bootstrap` binary;
+//! - `testing` (feature `testing`): builders of device messages and Kinesis events for the
+//!   functions' tests.
 
+pub mod env;
 pub mod failures;
+#[cfg(feature = "fake-runtime")]
+pub mod fake_runtime;
+pub mod function;
 pub mod kinesis;
 pub mod metrics;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use failures::BatchFailures;
+pub use function::Function;
 pub use kinesis::{KinesisBatch, LenientKinesisEvent};
 pub use metrics::Metrics;

@@ -1,0 +1,117 @@
+//! The single table's key schema: every key, index and attribute name, in one place.
+//!
+//! The SAM template and the embedded stack mirror these; change them together.
+//!
+//! | item | `pk` | `sk` |
+//! |---|---|---|
+//! | race standings | `race#<classId>#<raceId>` | `standings` |
+//! | racer final | `race#<classId>#<raceId>` | `racer#<racerId>` |
+//! | leaderboard row | `class#<classId>` | `racer#<racerId>` |
+//! | racer bests | `racer#<racerId>` | `bests#class#<classId>` |
+//! | racer trace | `racer#<racerId>` | `race#<classId>#<raceId>` |
+//!
+//! Standings also carry `gsi1pk = class#<classId>#races` and `gsi1sk = raceId` (a number) for
+//! index [`GSI1`] (a class's latest races); leaderboard rows carry `best`, the range key of the
+//! local secondary index [`BY_BEST`] (a class's leaderboard, best first).
+
+use alleycat_domain::RaceKey;
+
+/// Partition key attribute (S).
+pub const PK: &str = "pk";
+/// Sort key attribute (S).
+pub const SK: &str = "sk";
+/// Global secondary index listing a class's races by race id.
+pub const GSI1: &str = "gsi1";
+/// Partition key of [`GSI1`] (S).
+pub const GSI1_PK: &str = "gsi1pk";
+/// Sort key of [`GSI1`] (N): the race id, so races sort numerically.
+pub const GSI1_SK: &str = "gsi1sk";
+/// Local secondary index ranking a class's leaderboard rows by best output.
+pub const BY_BEST: &str = "byBest";
+
+/// Sort key of a race's standings item.
+pub const STANDINGS_SK: &str = "standings";
+/// Sort-key prefix of racer finals (under a race) and leaderboard rows (under a class).
+pub const RACER_PREFIX: &str = "racer#";
+
+/// Attribute names (camelCase, as the original sample's items).
+pub mod attr {
+    /// Class id (N).
+    pub const CLASS_ID: &str = "classId";
+    /// Race id (N).
+    pub const RACE_ID: &str = "raceId";
+    /// Racer id (N).
+    pub const RACER_ID: &str = "racerId";
+    /// Standings: racer id (as a string) → best output (M of N).
+    pub const RESULTS: &str = "results";
+    /// Epoch milliseconds of the last write (N).
+    pub const UPDATED_AT: &str = "updatedAt";
+    /// Optimistic-concurrency version of a max-merged item (N).
+    pub const VERSION: &str = "version";
+    /// Racer name (S).
+    pub const NAME: &str = "name";
+    /// Final output (N).
+    pub const OUTPUT: &str = "output";
+    /// Device time of a final (N).
+    pub const FINISHED_AT: &str = "finishedAt";
+    /// Leaderboard best output (N); range key of [`super::BY_BEST`].
+    pub const BEST: &str = "best";
+    /// Per-second outputs, second 1 first (L of N or NULL).
+    pub const SECONDS: &str = "seconds";
+}
+
+/// Partition key of a race's items (standings and finals): the class is part of a race's
+/// identity, since every class racing in a window shares its race id.
+pub fn race_pk(race: RaceKey) -> String {
+    format!("race#{}#{}", race.class_id, race.race_id)
+}
+
+/// Sort key of a racer's item under a race (final) or a class (leaderboard row).
+pub fn racer_sk(racer_id: u32) -> String {
+    format!("{RACER_PREFIX}{racer_id}")
+}
+
+/// [`GSI1`] partition of a class's standings items.
+pub fn class_races_gsi1pk(class_id: u8) -> String {
+    format!("class#{class_id}#races")
+}
+
+/// Partition key of a class's leaderboard rows.
+pub fn class_pk(class_id: u8) -> String {
+    format!("class#{class_id}")
+}
+
+/// Partition key of a racer's bests and traces.
+pub fn racer_pk(racer_id: u32) -> String {
+    format!("racer#{racer_id}")
+}
+
+/// Sort key of a racer's bests in a class.
+pub fn bests_sk(class_id: u8) -> String {
+    format!("bests#class#{class_id}")
+}
+
+/// Sort key of a racer's trace of a race.
+pub fn trace_sk(race: RaceKey) -> String {
+    race_pk(race)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_class_of_a_race() {
+        let race = RaceKey {
+            class_id: 3,
+            race_id: 5_712_345,
+        };
+        assert_eq!(race_pk(race), "race#3#5712345");
+        assert_eq!(trace_sk(race), "race#3#5712345");
+        assert_eq!(racer_sk(42), "racer#42");
+        assert_eq!(class_pk(3), "class#3");
+        assert_eq!(class_races_gsi1pk(3), "class#3#races");
+        assert_eq!(racer_pk(42), "racer#42");
+        assert_eq!(bests_sk(3), "bests#class#3");
+    }
+}

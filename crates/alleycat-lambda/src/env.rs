@@ -1,0 +1,192 @@
+//! Reading a function's configuration from its environment, through a lookup closure so tests and
+//! the embedded stack can configure a handler without touching the process environment.
+//!
+//! ```
+//! use alleycat_lambda::env::Env;
+//!
+//! let env = Env::new(|name| (name == "TABLE_NAME").then(|| "alleycat-races".to_owned()));
+//! assert_eq!(env.required("TABLE_NAME").unwrap(), "alleycat-races");
+//! assert_eq!(env.number_or("LIMIT", 20u32, 1..=100).unwrap(), 20);
+//! assert!(env.required("HISTORY_BUCKET").unwrap_err().to_string().contains("HISTORY_BUCKET"));
+//! ```
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::str::FromStr;
+
+use alleycat_domain::RaceClock;
+
+/// Environment variable of the table every table-using function writes or reads.
+pub const TABLE_NAME: &str = "TABLE_NAME";
+/// Environment variable of the race length in seconds (default 300).
+pub const RACE_SECONDS: &str = "RACE_SECONDS";
+/// Environment variable of the race start window in seconds (default 300).
+pub const WINDOW_SECONDS: &str = "WINDOW_SECONDS";
+
+/// Why a configuration could not be read; always names the variable, so a function that fails its
+/// init says exactly what to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvError {
+    /// A required variable is unset or empty (a template with an empty parameter sets `""`).
+    Missing {
+        /// The variable.
+        name: &'static str,
+    },
+    /// A variable is set to a value the function cannot use.
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+impl EnvError {
+    /// The variable at fault.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Missing { name } | Self::Invalid { name, .. } => name,
+        }
+    }
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { name } => write!(f, "environment variable {name} is not set"),
+            Self::Invalid {
+                name,
+                value,
+                reason,
+            } => write!(
+                f,
+                "environment variable {name}={value:?} is invalid: {reason}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+/// A variable lookup (`|name| std::env::var(name).ok()` in a Lambda main) with typed accessors.
+/// Empty values count as unset.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// Reads variables through `lookup`.
+    pub fn new(lookup: F) -> Self {
+        Self { lookup }
+    }
+
+    /// The variable's value, `None` when unset or empty.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// The variable's value; an error naming it when unset or empty (a table or bucket name).
+    pub fn required(&self, name: &'static str) -> Result<String, EnvError> {
+        self.optional(name).ok_or(EnvError::Missing { name })
+    }
+
+    /// The variable parsed as a number within `range`, or `default` when unset.
+    pub fn number_or<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: RangeInclusive<T>,
+    ) -> Result<T, EnvError>
+    where
+        T: FromStr + PartialOrd + fmt::Display,
+        T::Err: fmt::Display,
+    {
+        let Some(value) = self.optional(name) else {
+            return Ok(default);
+        };
+        let invalid = |reason: String| EnvError::Invalid {
+            name,
+            value: value.clone(),
+            reason,
+        };
+        let number: T = value
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| invalid(e.to_string()))?;
+        if range.contains(&number) {
+            Ok(number)
+        } else {
+            Err(invalid(format!(
+                "must be from {} to {}",
+                range.start(),
+                range.end()
+            )))
+        }
+    }
+
+    /// The race clock from [`RACE_SECONDS`] and [`WINDOW_SECONDS`] (defaults 300 and 300): every
+    /// function that validates messages or decides whether a race is over must agree on it.
+    pub fn race_clock(&self) -> Result<RaceClock, EnvError> {
+        let defaults = RaceClock::default();
+        Ok(RaceClock::new(
+            self.number_or(RACE_SECONDS, defaults.race_seconds, 1..=u16::MAX)?,
+            self.number_or(WINDOW_SECONDS, defaults.window_seconds, 1..=u32::MAX)?,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Env::new(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_missing() {
+        let env = env(&[("TABLE_NAME", "")]);
+        assert_eq!(
+            env.required("TABLE_NAME"),
+            Err(EnvError::Missing { name: "TABLE_NAME" })
+        );
+    }
+
+    #[test]
+    fn a_number_out_of_range_names_the_variable_and_the_range() {
+        let env = env(&[("LIMIT", "0"), ("TOP_K", "ten")]);
+        let error = env.number_or("LIMIT", 20u32, 1..=100).unwrap_err();
+        assert_eq!(error.name(), "LIMIT");
+        assert_eq!(
+            error.to_string(),
+            "environment variable LIMIT=\"0\" is invalid: must be from 1 to 100"
+        );
+        assert_eq!(
+            env.number_or("TOP_K", 100u32, 0..=1000).unwrap_err().name(),
+            "TOP_K"
+        );
+    }
+
+    #[test]
+    fn the_race_clock_defaults_to_five_minute_races() {
+        assert_eq!(env(&[]).race_clock(), Ok(RaceClock::default()));
+        assert_eq!(
+            env(&[(RACE_SECONDS, "20"), (WINDOW_SECONDS, "30")]).race_clock(),
+            Ok(RaceClock::new(20, 30))
+        );
+        assert_eq!(
+            env(&[(WINDOW_SECONDS, "0")])
+                .race_clock()
+                .unwrap_err()
+                .name(),
+            WINDOW_SECONDS
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! The HTTP API the browser reads: a class's latest races, one race's standings and final results,
+//! the class leaderboard, a racer's bests and traces, a link to a class history, and the client
+//! configuration.
+//!
+//! One handler serves an HTTP API (payload v2) whether it is wired to `$default` or to explicit
+//! routes: it routes on the request's method and raw path itself, through the small table in
+//! [`Route::parse`]. Every response is JSON with the configured CORS origin; errors are
+//! `{"error": "…"}` with 400 for bad parameters (naming the parameter), 404 for unknown routes and
+//! ids, 405 for other methods than GET and OPTIONS, 503 when the store asks to retry and 500
+//! otherwise.
+
+mod config;
+mod params;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alleycat_domain::RaceKey;
+use alleycat_domain::views::{
+    ApiError, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
+    RacerBestsView, RacerTraceView, history_key, rank,
+};
+use alleycat_lambda::env::EnvError;
+use alleycat_ports::{BestsKey, ObjectStore, PortError, Queries, TraceKey};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ALLOW, CONTENT_TYPE, RETRY_AFTER, VARY,
+};
+use aws_lambda_events::http::{HeaderValue, Method};
+use serde::Serialize;
+
+pub use config::{
+    AWS_REGION, CORS_ALLOW_ORIGIN, Config, DEFAULT_HISTORY_URL_TTL, HISTORY_BUCKET, HISTORY_TOP_K,
+    HISTORY_URL_TTL_SECONDS, IDENTITY_POOL_ID, IOT_ENDPOINT, PLATFORM, TABLE_NAME,
+};
+pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
+
+use params::Query;
+
+/// Methods the API answers.
+const ALLOWED_METHODS: &str = "GET, OPTIONS";
+
+/// Why a request (or the API's start) failed; each variant is one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is missing or invalid (the message names the variable).
+    #[error("invalid configuration: {0}")]
+    Config(#[from] EnvError),
+    /// A parameter is missing or invalid (the message names it): 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such route, race, racer or series: 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method: 405.
+    #[error("method {0} is not allowed; use GET")]
+    MethodNotAllowed(Method),
+    /// The store is throttling or briefly failing; the client may retry: 503.
+    #[error("the race data is temporarily unavailable; retry shortly")]
+    Unavailable(#[source] PortError),
+    /// Any other store failure (details are logged, not returned): 500.
+    #[error("internal error")]
+    Internal(#[source] PortError),
+}
+
+impl From<PortError> for Error {
+    fn from(error: PortError) -> Self {
+        if error.is_retryable() {
+            Self::Unavailable(error)
+        } else {
+            Self::Internal(error)
+        }
+    }
+}
+
+impl Error {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed(_) => 405,
+            Self::Unavailable(_) => 503,
+            Self::Config(_) | Self::Internal(_) => 500,
+        }
+    }
+}
+
+/// A route of the API, with its raw path parameters (validated by the route's answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route<'p> {
+    /// `GET /races?classId=&limit=`
+    Races,
+    /// `GET /races/{raceId}?classId=`
+    Race(&'p str),
+    /// `GET /races/{raceId}/finals?classId=`
+    RaceFinals(&'p str),
+    /// `GET /leaderboard?classId=&limit=`
+    Leaderboard,
+    /// `GET /racers/{racerId}/bests?classId=`
+    RacerBests(&'p str),
+    /// `GET /racers/{racerId}/races/{raceId}?classId=`
+    RacerTrace(&'p str, &'p str),
+    /// `GET /history/{classId}`
+    History(&'p str),
+    /// `GET /config`
+    Config,
+}
+
+impl<'p> Route<'p> {
+    /// The route of a path (without stage prefix); `None` for unknown paths. Empty segments are
+    /// ignored, so a trailing slash does not matter.
+    pub fn parse(path: &'p str) -> Option<Self> {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        Some(match segments.as_slice() {
+            ["races"] => Self::Races,
+            ["races", race] => Self::Race(race),
+            ["races", race, "finals"] => Self::RaceFinals(race),
+            ["leaderboard"] => Self::Leaderboard,
+            ["racers", racer, "bests"] => Self::RacerBests(racer),
+            ["racers", racer, "races", race] => Self::RacerTrace(racer, race),
+            ["history", class] => Self::History(class),
+            ["config"] => Self::Config,
+            _ => return None,
+        })
+    }
+}
+
+/// Milliseconds since the epoch, for [`handle`]'s `now_ms` (tests pass a fixed time instead).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Answers one HTTP API (payload v2) request. Never fails: every error is an HTTP response.
+///
+/// `now_ms` decides which races are over and when history links expire; pass [`now_ms`]`()`.
+#[tracing::instrument(skip_all, fields(method = %request.request_context.http.method, path = request.raw_path.as_deref()))]
+pub async fn handle<Q: Queries, O: ObjectStore>(
+    request: ApiGatewayV2httpRequest,
+    table: &Q,
+    history: &O,
+    config: &Config,
+    now_ms: u64,
+) -> ApiGatewayV2httpResponse {
+    let path = request_path(&request);
+    let Some(route) = Route::parse(path) else {
+        return error_response(&Error::NotFound(format!("no route {path}")), config);
+    };
+    let method = &request.request_context.http.method;
+    if method == Method::OPTIONS {
+        return preflight(config);
+    }
+    if method != Method::GET {
+        let mut response = error_response(&Error::MethodNotAllowed(method.clone()), config);
+        response
+            .headers
+            .insert(ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+        return response;
+    }
+    let query = Query(&request.query_string_parameters);
+    match answer(route, &query, table, history, config, now_ms).await {
+        Ok(body) => response(200, Some(body), config),
+        Err(error) => error_response(&error, config),
+    }
+}
+
+/// The path to route: the raw path, less the stage name that HTTP APIs put in front of it on
+/// named stages (`/prod/races` on stage `prod`).
+fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
+    let path = request
+        .raw_path
+        .as_deref()
+        .or(request.request_context.http.path.as_deref())
+        .unwrap_or("/");
+    match request.request_context.stage.as_deref() {
+        Some(stage) if stage != "$default" => path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(stage))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .unwrap_or(path),
+        _ => path,
+    }
+}
+
+/// The JSON body of a GET on `route`.
+async fn answer<Q: Queries, O: ObjectStore>(
+    route: Route<'_>,
+    query: &Query<'_>,
+    table: &Q,
+    history: &O,
+    config: &Config,
+    now_ms: u64,
+) -> Result<String, Error> {
+    let over = |race_id| config.clock.is_over(race_id, now_ms);
+    match route {
+        Route::Races => {
+            let class_id = query.class_id()?;
+            let races = table.latest_races(class_id, query.limit()?).await?;
+            let races = races
+                .into_iter()
+                .map(|stored| RaceSummary {
+                    race_id: stored.race.race_id,
+                    racers: stored.standings.len(),
+                    leader: rank(&stored.standings).into_iter().next(),
+                    updated_at: stored.updated_at,
+                    over: over(stored.race.race_id),
+                })
+                .collect();
+            Ok(json(&RaceList { class_id, races }))
+        }
+        Route::Race(race) => {
+            let race = query.race(race)?;
+            let stored = table
+                .standings(race)
+                .await?
+                .ok_or_else(|| race_not_found(race))?;
+            Ok(json(&RaceView::new(
+                race.class_id,
+                race.race_id,
+                &stored.standings,
+                stored.updated_at,
+                over(race.race_id),
+            )))
+        }
+        Route::RaceFinals(race) => {
+            let race = query.race(race)?;
+            let finals = table.finals(race).await?;
+            // No finals yet is normal while a race runs; only a race that never was is unknown.
+            if finals.is_empty() && table.standings(race).await?.is_none() {
+                return Err(race_not_found(race));
+            }
+            Ok(json(&FinalsView::new(race, over(race.race_id), finals)))
+        }
+        Route::Leaderboard => {
+            let class_id = query.class_id()?;
+            let entries = table.leaderboard(class_id, query.limit()?).await?;
+            Ok(json(&LeaderboardView { class_id, entries }))
+        }
+        Route::RacerBests(racer) => {
+            let key = BestsKey {
+                racer_id: params::racer_id(racer)?,
+                class_id: query.class_id()?,
+            };
+            let seconds = table.bests(key).await?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no bests of racer {} in class {}",
+                    key.racer_id, key.class_id
+                ))
+            })?;
+            Ok(json(&RacerBestsView {
+                racer_id: key.racer_id,
+                class_id: key.class_id,
+                seconds,
+            }))
+        }
+        Route::RacerTrace(racer, race) => {
+            let key = TraceKey {
+                racer_id: params::racer_id(racer)?,
+                race: query.race(race)?,
+            };
+            let seconds = table.trace(key).await?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no trace of racer {} in race {} of class {}",
+                    key.racer_id, key.race.race_id, key.race.class_id
+                ))
+            })?;
+            Ok(json(&RacerTraceView {
+                racer_id: key.racer_id,
+                class_id: key.race.class_id,
+                race_id: key.race.race_id,
+                seconds,
+            }))
+        }
+        Route::History(class) => {
+            let class_id = params::class_id(class)?;
+            let ttl = config.history_url_ttl;
+            let url = history.presign_get(&history_key(class_id), ttl).await?;
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            Ok(json(&HistoryLink {
+                class_id,
+                url,
+                expires_at: now_ms.saturating_add(ttl_ms),
+            }))
+        }
+        Route::Config => Ok(json(&config.client_config())),
+    }
+}
+
+fn race_not_found(race: RaceKey) -> Error {
+    Error::NotFound(format!(
+        "no race {} in class {}",
+        race.race_id, race.class_id
+    ))
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("API views always serialize")
+}
+
+/// A response with the CORS origin, and the JSON body if any.
+fn response(status: u16, body: Option<String>, config: &Config) -> ApiGatewayV2httpResponse {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response
+        .headers
+        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, config.cors_origin.clone());
+    if config.cors_origin != "*" {
+        // Caches must not serve one origin's answer to another.
+        response
+            .headers
+            .insert(VARY, HeaderValue::from_static("Origin"));
+    }
+    if let Some(body) = body {
+        response
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.body = Some(Body::Text(body));
+    }
+    response
+}
+
+fn error_response(error: &Error, config: &Config) -> ApiGatewayV2httpResponse {
+    let status = error.status();
+    if status >= 500 {
+        let source = std::error::Error::source(error).map(ToString::to_string);
+        tracing::error!(status, %error, source, "request failed");
+    } else {
+        tracing::info!(status, %error, "request refused");
+    }
+    let body = serde_json::to_string(&ApiError {
+        error: error.to_string(),
+    })
+    .expect("an error body always serializes");
+    let mut response = response(status, Some(body), config);
+    if status == 503 {
+        response
+            .headers
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// The answer to a CORS preflight: 204 with what the browser may send.
+fn preflight(config: &Config) -> ApiGatewayV2httpResponse {
+    let mut response = response(204, None, config);
+    let headers = &mut response.headers;
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOWED_METHODS),
+    );
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    response
+}
+
+/// The API with its table and history bucket bound: what the Lambda main serves and the embedded
+/// stack calls.
+pub struct Api<Q, O> {
+    /// The table's read side.
+    pub table: Q,
+    /// The history bucket, for presigned URLs.
+    pub history: O,
+    /// Names, CORS origin, client configuration.
+    pub config: Config,
+}
+
+impl<Q: Queries, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
+    const NAME: &'static str = "api";
+    type Event = ApiGatewayV2httpRequest;
+    type Response = ApiGatewayV2httpResponse;
+    type Error = std::convert::Infallible;
+
+    async fn handle(
+        &self,
+        request: ApiGatewayV2httpRequest,
+        _metrics: &mut alleycat_lambda::Metrics,
+    ) -> Result<ApiGatewayV2httpResponse, Self::Error> {
+        Ok(handle(request, &self.table, &self.history, &self.config, now_ms()).await)
+    }
+}

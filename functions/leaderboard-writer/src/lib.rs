@@ -1,0 +1,266 @@
+//! The leaderboard-writer function: each racer's `final` second becomes the racer's result of the
+//! race and, if it beats the racer's best, their row on the all-time class leaderboard.
+//!
+//! The event source filters the stream to `final` messages (FilterCriteria `event = final`); the
+//! handler still ignores (and counts as `NotFinal`) anything else, so a missing or changed filter
+//! cannot put ordinary seconds on the leaderboard.
+//!
+//! For each final, in stream order: [`Finals::put_final`] stores the result (the fact), then
+//! [`Finals::offer_record`] updates the leaderboard row only if the result beats it. `false` is
+//! the normal "no new record" (`NoNewRecord`), not an error. Both calls go through [`retry()`]:
+//! throttled and transient failures are retried with backoff; a call that still fails (or fails
+//! permanently) reports its record as a batch item failure. Lambda resumes the batch from the
+//! earliest reported record, and replaying a final is harmless: the same result item is written
+//! again and the offer is "no new record".
+//!
+//! Racers are independent, so their records are processed concurrently, each racer's in stream
+//! order. A racer whose record fails stops there (its later records come back with the retry,
+//! counted `Skipped`); other racers carry on. Whatever finished in whatever order, every record
+//! before the earliest failure has succeeded, which is all an ordered stream needs.
+//!
+//! Metrics: `RecordsIn`, `Rejected`, `NotFinal`, `Finals` (results stored), `NewRecord`,
+//! `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
+
+use std::collections::HashMap;
+
+use alleycat_domain::{RaceClock, RacerFinal};
+use alleycat_lambda::env::{Env, EnvError};
+use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics};
+use alleycat_ports::{Finals, RetryError, RetryPolicy, retry};
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use futures::stream::{self, StreamExt};
+
+/// The function's name: the `Function` dimension of its metrics.
+pub const FUNCTION_NAME: &str = "leaderboard-writer";
+
+/// Environment variable: attempts per table call, first included (default 8, 1–100).
+pub const RETRY_MAX_ATTEMPTS: &str = "RETRY_MAX_ATTEMPTS";
+
+/// Environment variable: racers processed at once (default 16, 1–256).
+pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
+
+/// Racers processed at once unless configured: finals of one race arrive together, and a bound
+/// keeps a large batch from bursting a table partition into throttling.
+pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+
+/// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
+const METRICS: [&str; 9] = [
+    "RecordsIn",
+    "Rejected",
+    "NotFinal",
+    "Finals",
+    "NewRecord",
+    "NoNewRecord",
+    "Retries",
+    "Failed",
+    "Skipped",
+];
+
+/// Why the function cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration variable is invalid (the error names it).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+/// What the handler needs besides its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Race length and window, to validate `second`.
+    pub clock: RaceClock,
+    /// How hard to retry each table call.
+    pub retry: RetryPolicy,
+    /// Racers processed at once.
+    pub write_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            clock: RaceClock::default(),
+            retry: RetryPolicy::default(),
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
+    /// main, a map in tests): the race clock (`RACE_SECONDS`, `WINDOW_SECONDS`),
+    /// [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The
+    /// error names any variable that is set but invalid.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let env = Env::new(lookup);
+        let defaults = Self::default();
+        Ok(Self {
+            clock: env.race_clock()?,
+            retry: RetryPolicy {
+                max_attempts: env.number_or(
+                    RETRY_MAX_ATTEMPTS,
+                    defaults.retry.max_attempts,
+                    1..=100,
+                )?,
+                ..defaults.retry
+            },
+            write_concurrency: env.number_or(
+                WRITE_CONCURRENCY,
+                defaults.write_concurrency,
+                1..=256,
+            )?,
+        })
+    }
+}
+
+/// One final of the batch, with where it was.
+struct FinalRecord<'e> {
+    position: usize,
+    sequence_number: &'e str,
+    result: RacerFinal,
+}
+
+/// What processing one racer's finals did.
+#[derive(Default)]
+struct RacerOutcome<'e> {
+    finals: u64,
+    new_records: u64,
+    no_new_records: u64,
+    retries: u64,
+    skipped: u64,
+    /// The racer's record that failed: position and sequence number.
+    failed: Option<(usize, &'e str)>,
+}
+
+/// Handles one Kinesis event of finals: stores each result and offers it to the leaderboard, and
+/// answers with the earliest record Lambda must resume from.
+///
+/// Counts into `metrics`; the caller emits them once per invocation.
+#[tracing::instrument(name = "leaderboard_writer", skip_all, fields(records = event.len()))]
+pub async fn handle<F: Finals>(
+    event: LenientKinesisEvent,
+    finals: &F,
+    config: &Config,
+    metrics: &mut Metrics,
+) -> KinesisEventResponse {
+    for name in METRICS {
+        metrics.add(name, 0);
+    }
+    let readings = event.readings(config.clock, metrics);
+    // Each racer's finals in stream order, racers in order of first appearance.
+    let mut racers: Vec<Vec<FinalRecord<'_>>> = Vec::new();
+    let mut racer_index = HashMap::new();
+    for record in &readings {
+        let Some(result) = RacerFinal::from_reading(&record.reading) else {
+            metrics.incr("NotFinal");
+            continue;
+        };
+        let index = *racer_index.entry(result.racer_id).or_insert_with(|| {
+            racers.push(Vec::new());
+            racers.len() - 1
+        });
+        racers[index].push(FinalRecord {
+            position: record.position,
+            sequence_number: record.sequence_number,
+            result,
+        });
+    }
+
+    // Built in a loop rather than by a closure in the stream, which would make this future fail
+    // the `Send` check the Lambda runtime needs (rust-lang/rust#102211).
+    let mut work = Vec::with_capacity(racers.len());
+    for records in racers {
+        work.push(process_racer(finals, records, &config.retry));
+    }
+    let outcomes: Vec<RacerOutcome<'_>> = stream::iter(work)
+        .buffer_unordered(config.write_concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut failures = BatchFailures::new();
+    for outcome in outcomes {
+        metrics.add("Finals", outcome.finals);
+        metrics.add("NewRecord", outcome.new_records);
+        metrics.add("NoNewRecord", outcome.no_new_records);
+        metrics.add("Retries", outcome.retries);
+        metrics.add("Skipped", outcome.skipped);
+        if let Some((position, sequence_number)) = outcome.failed {
+            metrics.incr("Failed");
+            failures.fail(position, sequence_number);
+        }
+    }
+    failures.into_kinesis_response()
+}
+
+/// One racer's finals in order, stopping at the first that fails.
+async fn process_racer<'e, F: Finals>(
+    finals: &F,
+    records: Vec<FinalRecord<'e>>,
+    policy: &RetryPolicy,
+) -> RacerOutcome<'e> {
+    let mut outcome = RacerOutcome::default();
+    let mut records = records.into_iter();
+    while let Some(record) = records.next() {
+        if let Err(error) = write_final(finals, &record.result, policy, &mut outcome).await {
+            outcome.retries += u64::from(error.attempts.saturating_sub(1));
+            outcome.failed = Some((record.position, record.sequence_number));
+            outcome.skipped = records.len() as u64;
+            tracing::error!(
+                sequence_number = record.sequence_number,
+                racer_id = record.result.racer_id,
+                class_id = record.result.class_id,
+                race_id = record.result.race_id,
+                attempts = error.attempts,
+                error = %error.last,
+                "final not written"
+            );
+            break;
+        }
+    }
+    outcome
+}
+
+/// Stores one result, then offers it to the class leaderboard.
+async fn write_final<F: Finals>(
+    finals: &F,
+    result: &RacerFinal,
+    policy: &RetryPolicy,
+    outcome: &mut RacerOutcome<'_>,
+) -> Result<(), RetryError> {
+    let ((), retries) = retry(policy, || finals.put_final(result)).await?;
+    outcome.retries += u64::from(retries);
+    outcome.finals += 1;
+    let entry = result.to_leaderboard_entry();
+    let (new_record, retries) =
+        retry(policy, || finals.offer_record(result.class_id, &entry)).await?;
+    outcome.retries += u64::from(retries);
+    if new_record {
+        outcome.new_records += 1;
+    } else {
+        outcome.no_new_records += 1;
+    }
+    Ok(())
+}
+
+/// The leaderboard writer with its table bound: what the Lambda main serves and the embedded
+/// stack calls.
+pub struct LeaderboardWriter<F> {
+    /// Where finals and leaderboard rows go.
+    pub finals: F,
+    /// Clock, retries, concurrency.
+    pub config: Config,
+}
+
+impl<F: Finals> alleycat_lambda::Function for LeaderboardWriter<F> {
+    const NAME: &'static str = FUNCTION_NAME;
+    type Event = LenientKinesisEvent;
+    type Response = KinesisEventResponse;
+    type Error = std::convert::Infallible;
+
+    async fn handle(
+        &self,
+        event: LenientKinesisEvent,
+        metrics: &mut Metrics,
+    ) -> Result<KinesisEventResponse, Self::Error> {
+        Ok(handle(event, &self.finals, &self.config, metrics).await)
+    }
+}

@@ -1,0 +1,411 @@
+//! The race-aggregator function: device readings from Kinesis, max-merged into each race's
+//! standings ("Here now" while a race runs, "Race results" once it is over).
+//!
+//! Per batch (up to 1,000 records, `ReportBatchItemFailures` on): every record is validated
+//! (rejected records are counted and logged, never retried: they would be rejected again), the
+//! readings are grouped by race ([`StandingsBatch`]), and each race's share is max-merged into its
+//! stored standings with [`merge_into`]: one conditional write per race per batch, none when the
+//! stored standings already hold everything. Races are written concurrently. A race whose write
+//! still fails after the retry policy makes Lambda resume the batch from that race's earliest
+//! record ([`BatchFailures`] keeps the earliest failure of the batch); the records after it are
+//! delivered again, which the max-merge absorbs.
+//!
+//! # Tumbling windows
+//!
+//! Off by default: a tumbling window is a setting of the event source, and [`handle`] serves both
+//! event shapes. With a window, Lambda sends the window's properties and the state the previous
+//! invocation returned, and the handler:
+//!
+//! - **aggregates** on every invocation but the last: folds the batch into the state's per-race
+//!   standings ([`window`] describes the format) and returns them as the new state, writing
+//!   nothing;
+//! - **flushes** on the final invocation (`isFinalInvokeForWindow`), or when Lambda terminated the
+//!   window early (`isWindowTerminatedEarly`: the state outgrew 1 MB and is dropped after this
+//!   invocation): writes every race of state and batch, one conditional write each, and returns
+//!   an empty state.
+//!
+//! **A failed write on the final invocation** reports the batch's *first* record, not the failed
+//! race's earliest record: the race's standings carry records of earlier invocations that Lambda
+//! has already checkpointed, and only a retry of the whole final invocation, with the window's
+//! state, can write them again. A final invocation without records reports an empty
+//! `itemIdentifier`, which Lambda treats as a failure of the whole batch. The response still
+//! carries the full merged state. Lambda holds the shard until the final invocation succeeds (or
+//! the records reach the mapping's retry or age limit and go to its on-failure destination).
+//!
+//! **State under retries.** Lambda checkpoints a window's state with the sequence number of the
+//! invocation that returned it; an invocation that fails, times out or crashes checkpoints
+//! neither, so its retry gets the same state and the same records again. Whichever state a retry
+//! receives (the one sent before, or the one returned with a partial failure), the result is the
+//! same: the state is a max-merge of standings, so a record folded in twice changes nothing and
+//! no record is lost. Races a failed final invocation did write are written again as no-ops (one
+//! read each, counted as `Unchanged`).
+//!
+//! # Metrics
+//!
+//! `RecordsIn`, `Rejected`, `Races` (races written, or carried in the window state), `Writes`,
+//! `Unchanged` (the stored standings already held the batch), `Conflicts` (lost optimistic
+//! concurrency races, re-read and re-merged), `Retries` (throttled or transient failures retried;
+//! for a race that finally failed, all its attempts after the first), `FailedRaces`, and
+//! `StateRejected` (window state entries that could not be read).
+
+pub mod window;
+
+use std::collections::{BTreeMap, HashMap};
+
+use alleycat_domain::{MaxMerge, RaceClock, RaceKey, Standings, StandingsBatch};
+use alleycat_lambda::env::{Env, EnvError};
+use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics};
+use alleycat_ports::{MergeOutcome, MergeStore, RetryError, RetryPolicy, merge_into};
+use aws_lambda_events::event::kinesis::KinesisTimeWindowEventResponse;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use aws_lambda_events::time_window::TimeWindowProperties;
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+/// The function's name: the `Function` dimension of its metrics.
+pub const FUNCTION_NAME: &str = "race-aggregator";
+
+/// Environment variable: attempts per race write, first included (default 8, 1–100).
+pub const RETRY_MAX_ATTEMPTS: &str = "RETRY_MAX_ATTEMPTS";
+
+/// Environment variable: races written at once (default 16, 1–256).
+pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
+
+/// Races written at once unless configured: a batch rarely holds more races than classes, and a
+/// bound keeps a pathological batch from opening hundreds of connections.
+pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
+
+/// Every counter this function emits, registered at zero so each invocation reports all of them
+/// and dashboards see zeros rather than gaps.
+const METRICS: [&str; 9] = [
+    "RecordsIn",
+    "Rejected",
+    "Races",
+    "Writes",
+    "Unchanged",
+    "Conflicts",
+    "Retries",
+    "FailedRaces",
+    "StateRejected",
+];
+
+/// Why the function cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration variable is invalid (the error names it).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+}
+
+/// What the handler needs besides its store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Race length and window, to validate `second`.
+    pub clock: RaceClock,
+    /// How hard to retry a race's write (conflicts and throttling share the attempts).
+    pub retry: RetryPolicy,
+    /// Races written at once.
+    pub write_concurrency: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            clock: RaceClock::default(),
+            retry: RetryPolicy::default(),
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
+    /// main, a map in tests): the race clock (`RACE_SECONDS`, `WINDOW_SECONDS`),
+    /// [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The
+    /// error names any variable that is set but invalid.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let env = Env::new(lookup);
+        let defaults = Self::default();
+        Ok(Self {
+            clock: env.race_clock()?,
+            retry: RetryPolicy {
+                max_attempts: env.number_or(
+                    RETRY_MAX_ATTEMPTS,
+                    defaults.retry.max_attempts,
+                    1..=100,
+                )?,
+                ..defaults.retry
+            },
+            write_concurrency: env.number_or(
+                WRITE_CONCURRENCY,
+                defaults.write_concurrency,
+                1..=256,
+            )?,
+        })
+    }
+}
+
+/// The handler's answer, in the shape the event asked for.
+///
+/// An untagged enum of the two genuine `aws_lambda_events` types: which shape Lambda expects is
+/// decided by the event source's configuration, and the handler learns it only from the event.
+/// Each variant serializes exactly as its inner type (`{"batchItemFailures":[…]}` or
+/// `{"state":{…},"batchItemFailures":[…]}`), with no wrapper; callers (tests, the embedded stack)
+/// still match on a typed value instead of probing JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// The answer to a plain Kinesis batch.
+    Batch(KinesisEventResponse),
+    /// The answer to a tumbling-window invocation: the new state and the failures.
+    Window(KinesisTimeWindowEventResponse),
+}
+
+impl Response {
+    /// The reported `itemIdentifier`s (at most one: Lambda resumes from the earliest anyway).
+    /// An empty string asks Lambda to retry the whole batch.
+    pub fn batch_item_failures(&self) -> Vec<String> {
+        match self {
+            Self::Batch(response) => response
+                .batch_item_failures
+                .iter()
+                .map(|failure| failure.item_identifier.clone().unwrap_or_default())
+                .collect(),
+            Self::Window(response) => response
+                .other
+                .get("batchItemFailures")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|failure| {
+                    failure["itemIdentifier"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect(),
+        }
+    }
+
+    /// The state for the window's next invocation; `None` for a plain batch.
+    pub fn window_state(&self) -> Option<&HashMap<String, String>> {
+        match self {
+            Self::Batch(_) => None,
+            Self::Window(response) => Some(&response.time_window_event_response_properties.state),
+        }
+    }
+}
+
+/// Handles one Kinesis event (plain or tumbling-window, see the crate docs): validates, groups by
+/// race, max-merges into `store`, and answers with the earliest record Lambda must resume from.
+///
+/// Counts into `metrics`; the caller emits them once per invocation (the Lambda main as an EMF
+/// line, the embedded stack as it likes).
+#[tracing::instrument(name = "race_aggregator", skip_all, fields(records = event.len()))]
+pub async fn handle<S>(
+    event: LenientKinesisEvent,
+    store: &S,
+    config: &Config,
+    metrics: &mut Metrics,
+) -> Response
+where
+    S: MergeStore<RaceKey, Standings>,
+{
+    for name in METRICS {
+        metrics.add(name, 0);
+    }
+    let mut batch = StandingsBatch::new();
+    for record in event.readings(config.clock, metrics) {
+        batch.add(record.position, &record.reading);
+    }
+    match &event.window {
+        None => Response::Batch(aggregate_batch(&event, batch, store, config, metrics).await),
+        Some(window) => {
+            Response::Window(aggregate_window(&event, window, batch, store, config, metrics).await)
+        }
+    }
+}
+
+/// A plain batch: each race written once; a failed race reports its earliest record.
+async fn aggregate_batch<S>(
+    event: &LenientKinesisEvent,
+    batch: StandingsBatch,
+    store: &S,
+    config: &Config,
+    metrics: &mut Metrics,
+) -> KinesisEventResponse
+where
+    S: MergeStore<RaceKey, Standings>,
+{
+    let races = batch.into_races();
+    metrics.add("Races", races.len() as u64);
+    let entries: Vec<(RaceKey, &Standings)> = races
+        .iter()
+        .map(|(race, delta)| (*race, &delta.standings))
+        .collect();
+    let results = write_races(store, &entries, config).await;
+    let mut failures = BatchFailures::new();
+    for (index, result) in results {
+        let (race, delta) = &races[index];
+        if !tally(metrics, *race, result) {
+            // Every race's first position is a decoded record's, so its sequence number exists.
+            let sequence_number = event
+                .sequence_number_at(delta.first_position)
+                .unwrap_or_default();
+            failures.fail(delta.first_position, sequence_number);
+        }
+    }
+    failures.into_kinesis_response()
+}
+
+/// A tumbling-window invocation: fold into the state, write only when the window ends.
+async fn aggregate_window<S>(
+    event: &LenientKinesisEvent,
+    window: &TimeWindowProperties,
+    batch: StandingsBatch,
+    store: &S,
+    config: &Config,
+    metrics: &mut Metrics,
+) -> KinesisTimeWindowEventResponse
+where
+    S: MergeStore<RaceKey, Standings>,
+{
+    let (mut races, rejected) = window::decode_state(&window.state);
+    metrics.add("StateRejected", rejected as u64);
+    for (race, delta) in batch.into_races() {
+        races.entry(race).or_default().merge(&delta.standings);
+    }
+    metrics.add("Races", races.len() as u64);
+    if !(window.is_final_invoke_for_window || window.is_window_terminated_early) {
+        return BatchFailures::new().into_window_response(window::encode_state(&races));
+    }
+    let written = flush(&races, store, config, metrics).await;
+    let mut failures = BatchFailures::new();
+    if !written {
+        // See the crate docs: only a retry of the whole final invocation can rewrite records of
+        // earlier invocations, so report the first record (an empty id when there is none).
+        failures.fail(0, first_sequence_number(event).unwrap_or_default());
+        return failures.into_window_response(window::encode_state(&races));
+    }
+    failures.into_window_response(HashMap::new())
+}
+
+/// Writes every race of a window; whether all writes succeeded.
+async fn flush<S>(
+    races: &BTreeMap<RaceKey, Standings>,
+    store: &S,
+    config: &Config,
+    metrics: &mut Metrics,
+) -> bool
+where
+    S: MergeStore<RaceKey, Standings>,
+{
+    let entries: Vec<(RaceKey, &Standings)> = races.iter().map(|(r, s)| (*r, s)).collect();
+    let results = write_races(store, &entries, config).await;
+    let mut all_written = true;
+    for (index, result) in results {
+        all_written &= tally(metrics, entries[index].0, result);
+    }
+    all_written
+}
+
+/// Max-merges each race's standings into the store, `write_concurrency` at a time; each result
+/// comes back with the index of its race in `races`.
+///
+/// The futures are built in a plain loop, not by a closure inside the stream: a closure over
+/// borrowed data held across an `await` makes the handler's future fail the `Send` check
+/// (rust-lang/rust#102211), and the Lambda runtime needs it `Send`.
+async fn write_races<S>(
+    store: &S,
+    races: &[(RaceKey, &Standings)],
+    config: &Config,
+) -> Vec<(usize, Result<MergeOutcome, RetryError>)>
+where
+    S: MergeStore<RaceKey, Standings>,
+{
+    let mut writes = Vec::with_capacity(races.len());
+    for (index, &(race, standings)) in races.iter().enumerate() {
+        writes.push(write_race(store, index, race, standings, &config.retry));
+    }
+    stream::iter(writes)
+        .buffer_unordered(config.write_concurrency.max(1))
+        .collect()
+        .await
+}
+
+/// One race's merge, tagged with its index.
+async fn write_race<S>(
+    store: &S,
+    index: usize,
+    race: RaceKey,
+    standings: &Standings,
+    policy: &RetryPolicy,
+) -> (usize, Result<MergeOutcome, RetryError>)
+where
+    S: MergeStore<RaceKey, Standings>,
+{
+    (index, merge_into(store, &race, standings, policy).await)
+}
+
+/// Counts one race's write; whether it succeeded.
+fn tally(metrics: &mut Metrics, race: RaceKey, result: Result<MergeOutcome, RetryError>) -> bool {
+    match result {
+        Ok(outcome) => {
+            metrics.incr(if outcome.written {
+                "Writes"
+            } else {
+                "Unchanged"
+            });
+            metrics.add("Conflicts", outcome.conflicts.into());
+            metrics.add("Retries", outcome.retries.into());
+            true
+        }
+        Err(error) => {
+            metrics.incr("FailedRaces");
+            metrics.add("Retries", error.attempts.saturating_sub(1).into());
+            tracing::error!(
+                class_id = race.class_id,
+                race_id = race.race_id,
+                attempts = error.attempts,
+                error = %error.last,
+                "standings write failed"
+            );
+            false
+        }
+    }
+}
+
+/// The sequence number of the event's first record, decodable or not.
+fn first_sequence_number(event: &LenientKinesisEvent) -> Option<&str> {
+    event.sequence_number_at(0).or_else(|| {
+        event
+            .undecodable
+            .iter()
+            .find(|record| record.position == 0)
+            .and_then(|record| record.sequence_number.as_deref())
+    })
+}
+
+/// The race aggregator with its store bound: what the Lambda main serves and the embedded stack
+/// calls.
+pub struct RaceAggregator<S> {
+    /// Where standings are max-merged.
+    pub store: S,
+    /// Clock, retries, concurrency.
+    pub config: Config,
+}
+
+impl<S: MergeStore<RaceKey, Standings>> alleycat_lambda::Function for RaceAggregator<S> {
+    const NAME: &'static str = FUNCTION_NAME;
+    type Event = LenientKinesisEvent;
+    type Response = Response;
+    type Error = std::convert::Infallible;
+
+    async fn handle(
+        &self,
+        event: LenientKinesisEvent,
+        metrics: &mut Metrics,
+    ) -> Result<Response, Self::Error> {
+        Ok(handle(event, &self.store, &self.config, metrics).await)
+    }
+}
