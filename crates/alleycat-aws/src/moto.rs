@@ -157,12 +157,26 @@ fn start() -> Moto {
 impl Moto {
     /// The environment a function's `bootstrap` needs to reach this server instead of AWS.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
-        ]
+        self.env_with(&[])
+            .into_iter()
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect()
+    }
+
+    /// [`Moto::env`] followed by a function's own `vars`, borrowed, in the form
+    /// `alleycat_lambda::fake_runtime::run_bootstrap` takes.
+    pub fn env_with<'a>(
+        &'a self,
+        vars: &[(&'static str, &'a str)],
+    ) -> Vec<(&'static str, &'a str)> {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ];
+        env.extend_from_slice(vars);
+        env
     }
 }
 

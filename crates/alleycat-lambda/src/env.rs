@@ -15,9 +15,17 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use alleycat_domain::RaceClock;
+use alleycat_ports::RetryPolicy;
 
 /// Environment variable of the table every table-using function writes or reads.
 pub const TABLE_NAME: &str = "TABLE_NAME";
+/// Environment variable of the attempts per write, the first included (default 8, 1–100).
+pub const RETRY_MAX_ATTEMPTS: &str = "RETRY_MAX_ATTEMPTS";
+/// Environment variable of the writes a stream function makes at once (default 16, 1–256).
+pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
+/// Writes at once unless configured: a batch rarely touches more races or racers than that at a
+/// time, and a bound keeps a pathological batch from opening hundreds of connections.
+pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 /// Environment variable of the race length in seconds (default 300).
 pub const RACE_SECONDS: &str = "RACE_SECONDS";
 /// Environment variable of the race start window in seconds (default 300).
@@ -135,6 +143,55 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             self.number_or(RACE_SECONDS, defaults.race_seconds, 1..=u16::MAX)?,
             self.number_or(WINDOW_SECONDS, defaults.window_seconds, 1..=u32::MAX)?,
         ))
+    }
+}
+
+/// The configuration of a function consuming a Kinesis stream (the race aggregator, the
+/// leaderboard writer): one struct, so both read the same variables the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Race length and window, to validate `second`.
+    pub clock: RaceClock,
+    /// How hard to retry a write (conflicts and throttling share the attempts).
+    pub retry: RetryPolicy,
+    /// Writes made at once.
+    pub write_concurrency: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            clock: RaceClock::default(),
+            retry: RetryPolicy::default(),
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
+        }
+    }
+}
+
+impl StreamConfig {
+    /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
+    /// main, a map in tests): the race clock ([`RACE_SECONDS`], [`WINDOW_SECONDS`]),
+    /// [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The error
+    /// names any variable that is set but invalid.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
+        let env = Env::new(lookup);
+        let defaults = Self::default();
+        Ok(Self {
+            clock: env.race_clock()?,
+            retry: RetryPolicy {
+                max_attempts: env.number_or(
+                    RETRY_MAX_ATTEMPTS,
+                    defaults.retry.max_attempts,
+                    1..=100,
+                )?,
+                ..defaults.retry
+            },
+            write_concurrency: env.number_or(
+                WRITE_CONCURRENCY,
+                defaults.write_concurrency,
+                1..=256,
+            )?,
+        })
     }
 }
 

@@ -169,6 +169,14 @@ fn read_request(reader: &mut impl BufRead) -> Option<(String, String, Vec<u8>)> 
     Some((method, path, body))
 }
 
+/// What Lambda itself puts in every function's environment and the Rust runtime client requires
+/// (it panics without them): set before the caller's variables, which may override them.
+pub const LAMBDA_ENV: [(&str, &str); 3] = [
+    ("AWS_LAMBDA_FUNCTION_NAME", "alleycat"),
+    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+    ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+];
+
 /// What one run of a `bootstrap` binary against the fake runtime produced.
 #[derive(Debug)]
 pub struct BootstrapRun {
@@ -180,8 +188,40 @@ pub struct BootstrapRun {
     pub stdout: String,
 }
 
-/// Starts `binary` with exactly `env` (plus `AWS_LAMBDA_RUNTIME_API`), hands it `event`, waits
-/// for its reply, and stops it.
+impl BootstrapRun {
+    /// The reply parsed as JSON if it is a response; an error showing the reply otherwise.
+    pub fn response_json(&self) -> Result<serde_json::Value, String> {
+        match &self.reply {
+            Reply::Response(body) => serde_json::from_slice(body).map_err(|e| {
+                format!(
+                    "response is not JSON ({e}): {}",
+                    String::from_utf8_lossy(body)
+                )
+            }),
+            Reply::Error(body) => Err(format!("error reply: {}", String::from_utf8_lossy(body))),
+            Reply::InitError(body) => Err(format!("init error: {}", String::from_utf8_lossy(body))),
+        }
+    }
+
+    /// The one CloudWatch EMF document among the stdout lines (a JSON object with an `_aws`
+    /// member) that a run of one invocation should print; an error showing stdout if there is
+    /// none or more than one.
+    pub fn emf(&self) -> Result<serde_json::Value, String> {
+        let mut documents = self
+            .stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|document| document.get("_aws").is_some());
+        match (documents.next(), documents.next()) {
+            (Some(document), None) => Ok(document),
+            _ => Err(format!("expected one EMF line on stdout:\n{}", self.stdout)),
+        }
+    }
+}
+
+/// Starts `binary` with exactly `env` (plus [`LAMBDA_ENV`] and `AWS_LAMBDA_RUNTIME_API`), hands
+/// it `event`, waits for its reply, and stops it. A binary that exits without replying fails the
+/// run at once, with its exit status.
 pub fn run_bootstrap(
     binary: &str,
     env: &[(&str, &str)],
@@ -191,16 +231,30 @@ pub fn run_bootstrap(
     let started = Instant::now();
     let mut child = std::process::Command::new(binary)
         .env_clear()
+        .envs(LAMBDA_ENV)
         .envs(env.iter().copied())
         .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {binary}: {e}"))?;
-    let reply = runtime.reply(Duration::from_mins(1));
+    let deadline = started + Duration::from_mins(1);
+    let reply = loop {
+        match runtime.reply(Duration::from_millis(50)) {
+            Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                    // Its reply may have come in just before it exited.
+                    break runtime
+                        .reply(Duration::ZERO)
+                        .map_err(|_| format!("{binary} exited ({status}) without replying"));
+                }
+            }
+            reply => break reply.map_err(|e| format!("{binary} did not reply: {e}")),
+        }
+    };
     let _ = child.kill();
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    let (reply, _) = reply.map_err(|e| format!("{binary} did not reply: {e}"))?;
+    let (reply, _) = reply?;
     let startup = runtime
         .first_request_at()
         .map(|at| at.duration_since(started))
@@ -212,12 +266,14 @@ pub fn run_bootstrap(
     })
 }
 
-/// Starts `binary` with exactly `env` and expects it to fail before serving: returns its exit
-/// status and everything it wrote (stdout and stderr), which should name what was missing.
+/// Starts `binary` with exactly `env` (plus [`LAMBDA_ENV`] and `AWS_LAMBDA_RUNTIME_API`) and
+/// expects it to fail before serving: returns everything it wrote (stdout and stderr, and any
+/// init error it posted), which should name what was missing.
 pub fn init_failure(binary: &str, env: &[(&str, &str)]) -> Result<String, String> {
     let runtime = FakeRuntime::start(Vec::new()).map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(binary)
         .env_clear()
+        .envs(LAMBDA_ENV)
         .envs(env.iter().copied())
         .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
         .stdout(std::process::Stdio::piped())
@@ -247,4 +303,37 @@ pub fn init_failure(binary: &str, env: &[(&str, &str)]) -> Result<String, String
         text.push_str(&String::from_utf8_lossy(&body));
     }
     Ok(text)
+}
+
+/// Starts `binary` with `env` minus the variable `name` and expects it to fail its init naming
+/// `name` ([`init_failure`]): returns the output, or an error quoting it when it does not say
+/// which variable is missing.
+pub fn init_fails_naming(binary: &str, env: &[(&str, &str)], name: &str) -> Result<String, String> {
+    let without: Vec<(&str, &str)> = env.iter().copied().filter(|(k, _)| *k != name).collect();
+    let output = init_failure(binary, &without)?;
+    if output.contains(name) {
+        Ok(output)
+    } else {
+        Err(format!(
+            "{binary} failed without {name} but did not name it:\n{output}"
+        ))
+    }
+}
+
+/// The committed fixture event `fixtures/events/<name>` of the workspace, with each `(from, to)`
+/// of `substitutions` replaced throughout (e.g. the fixture's bucket name by a test's own); an
+/// error if a `from` does not occur, so a stale substitution cannot pass silently.
+pub fn fixture_event(name: &str, substitutions: &[(&str, &str)]) -> Result<Vec<u8>, String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/events")
+        .join(name);
+    let mut text =
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for (from, to) in substitutions {
+        if !text.contains(from) {
+            return Err(format!("{from:?} does not occur in {name}"));
+        }
+        text = text.replace(from, to);
+    }
+    Ok(text.into_bytes())
 }

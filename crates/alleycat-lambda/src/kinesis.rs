@@ -10,10 +10,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::metrics::Metrics;
-
-/// How many rejected records an invocation logs one by one; the rest are only counted, so a
-/// batch of garbage cannot flood the logs (and the CloudWatch bill).
-pub const MAX_LOGGED_REJECTIONS: usize = 20;
+use crate::rejections::RejectionLog;
 
 /// A record the event carried that is not even a Kinesis record (for example, data that is not
 /// base64). Lambda never sends one, but a hand-made or corrupted event must not fail its batch.
@@ -140,16 +137,10 @@ impl LenientKinesisEvent {
     /// would be rejected again.
     pub fn readings(&self, clock: RaceClock, metrics: &mut Metrics) -> Vec<KinesisBatch<'_>> {
         metrics.add("RecordsIn", self.len() as u64);
-        let mut logged = 0;
+        let mut rejections = RejectionLog::new();
         for bad in &self.undecodable {
-            metrics.incr("Rejected");
-            log_rejection(
-                &mut logged,
-                bad.sequence_number.as_deref().unwrap_or("?"),
-                bad.position,
-                "envelope",
-                &bad.error,
-            );
+            let record = bad.sequence_number.as_deref().unwrap_or("?");
+            rejections.reject(record, "envelope", &bad.error);
         }
         let mut readings = Vec::with_capacity(self.event.records.len());
         for (record, &position) in self.event.records.iter().zip(&self.positions) {
@@ -160,26 +151,11 @@ impl LenientKinesisEvent {
                     sequence_number,
                     reading,
                 }),
-                Err(rejection) => {
-                    metrics.incr("Rejected");
-                    log_rejection(
-                        &mut logged,
-                        sequence_number,
-                        position,
-                        rejection.rule(),
-                        &rejection,
-                    );
-                }
+                Err(rejection) => rejections.reject(sequence_number, rejection.rule(), &rejection),
             }
         }
-        let rejected = metrics.get("Rejected");
-        if rejected > MAX_LOGGED_REJECTIONS as u64 {
-            tracing::warn!(
-                rejected,
-                logged = MAX_LOGGED_REJECTIONS,
-                "more records rejected than logged"
-            );
-        }
+        metrics.add("Rejected", rejections.total());
+        rejections.finish();
         readings
     }
 
@@ -189,19 +165,6 @@ impl LenientKinesisEvent {
             .iter()
             .position(|&p| p == position)
             .map(|i| self.event.records[i].kinesis.sequence_number.as_str())
-    }
-}
-
-fn log_rejection(
-    logged: &mut usize,
-    sequence_number: &str,
-    position: usize,
-    rule: &str,
-    reason: &dyn fmt::Display,
-) {
-    if *logged < MAX_LOGGED_REJECTIONS {
-        *logged += 1;
-        tracing::warn!(sequence_number, position, rule, %reason, "record rejected");
     }
 }
 

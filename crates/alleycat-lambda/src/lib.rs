@@ -8,6 +8,7 @@
 //! - [`function`]: a function as one value (handler plus dependencies), which the Lambda main
 //!   serves and the embedded stack calls;
 //! - [`env`]: configuration read through a lookup closure, errors naming the variable;
+//! - [`rejections`]: rejected records logged with where and why, capped per invocation;
 //! - [`metrics`]: per-invocation counts as CloudWatch Embedded Metric Format log lines;
 //! - `fake_runtime` (feature `fake-runtime`, for tests): a stand-in for the Lambda Runtime API
 //!   that drives a real `bootstrap` binary;
@@ -21,6 +22,7 @@ pub mod fake_runtime;
 pub mod function;
 pub mod kinesis;
 pub mod metrics;
+pub mod rejections;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -28,3 +30,4 @@ pub use failures::BatchFailures;
 pub use function::Function;
 pub use kinesis::{KinesisBatch, LenientKinesisEvent};
 pub use metrics::Metrics;
+pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog};

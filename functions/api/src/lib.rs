@@ -45,7 +45,7 @@ const ALLOWED_METHODS: &str = "GET, OPTIONS";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration is missing or invalid (the message names the variable).
-    #[error("invalid configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] EnvError),
     /// A parameter is missing or invalid (the message names it): 400.
     #[error("{0}")]
@@ -376,11 +376,18 @@ impl<Q: Queries, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
     type Response = ApiGatewayV2httpResponse;
     type Error = std::convert::Infallible;
 
+    /// Counts `Requests`, `ClientErrors` (4xx) and `ServerErrors` (5xx), so the dashboard and
+    /// alarms see the API's health without parsing access logs.
     async fn handle(
         &self,
         request: ApiGatewayV2httpRequest,
-        _metrics: &mut alleycat_lambda::Metrics,
+        metrics: &mut alleycat_lambda::Metrics,
     ) -> Result<ApiGatewayV2httpResponse, Self::Error> {
-        Ok(handle(request, &self.table, &self.history, &self.config, now_ms()).await)
+        let response = handle(request, &self.table, &self.history, &self.config, now_ms()).await;
+        let status = response.status_code;
+        metrics.incr("Requests");
+        metrics.add("ClientErrors", u64::from((400..500).contains(&status)));
+        metrics.add("ServerErrors", u64::from(status >= 500));
+        Ok(response)
     }
 }

@@ -72,7 +72,7 @@ const MAX_LOGGED_FAILURES: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration is missing or invalid (the message names the variable).
-    #[error("invalid configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] EnvError),
     /// Some reads or merges still failed after their retries; Lambda retries the event, which is
     /// safe because every view is a max-merge.

@@ -23,8 +23,9 @@
 
 use std::collections::HashMap;
 
-use alleycat_domain::{RaceClock, RacerFinal};
-use alleycat_lambda::env::{Env, EnvError};
+use alleycat_domain::RacerFinal;
+use alleycat_lambda::env::StreamConfig;
+pub use alleycat_lambda::env::{RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
 use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics};
 use alleycat_ports::{Finals, RetryError, RetryPolicy, retry};
 use aws_lambda_events::event::streams::KinesisEventResponse;
@@ -32,16 +33,6 @@ use futures::stream::{self, StreamExt};
 
 /// The function's name: the `Function` dimension of its metrics.
 pub const FUNCTION_NAME: &str = "leaderboard-writer";
-
-/// Environment variable: attempts per table call, first included (default 8, 1–100).
-pub const RETRY_MAX_ATTEMPTS: &str = "RETRY_MAX_ATTEMPTS";
-
-/// Environment variable: racers processed at once (default 16, 1–256).
-pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
-
-/// Racers processed at once unless configured: finals of one race arrive together, and a bound
-/// keeps a large batch from bursting a table partition into throttling.
-pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 
 /// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
 const METRICS: [&str; 9] = [
@@ -56,61 +47,9 @@ const METRICS: [&str; 9] = [
     "Skipped",
 ];
 
-/// Why the function cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration variable is invalid (the error names it).
-    #[error(transparent)]
-    Env(#[from] EnvError),
-}
-
-/// What the handler needs besides its table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Race length and window, to validate `second`.
-    pub clock: RaceClock,
-    /// How hard to retry each table call.
-    pub retry: RetryPolicy,
-    /// Racers processed at once.
-    pub write_concurrency: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            clock: RaceClock::default(),
-            retry: RetryPolicy::default(),
-            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
-        }
-    }
-}
-
-impl Config {
-    /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
-    /// main, a map in tests): the race clock (`RACE_SECONDS`, `WINDOW_SECONDS`),
-    /// [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The
-    /// error names any variable that is set but invalid.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let env = Env::new(lookup);
-        let defaults = Self::default();
-        Ok(Self {
-            clock: env.race_clock()?,
-            retry: RetryPolicy {
-                max_attempts: env.number_or(
-                    RETRY_MAX_ATTEMPTS,
-                    defaults.retry.max_attempts,
-                    1..=100,
-                )?,
-                ..defaults.retry
-            },
-            write_concurrency: env.number_or(
-                WRITE_CONCURRENCY,
-                defaults.write_concurrency,
-                1..=256,
-            )?,
-        })
-    }
-}
+/// The function's configuration: race clock, retries, write concurrency, read from the
+/// environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
+pub type Config = StreamConfig;
 
 /// One final of the batch, with where it was.
 struct FinalRecord<'e> {

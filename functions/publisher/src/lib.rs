@@ -48,7 +48,7 @@ const STANDINGS_SK: &str = "standings";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Its configuration is missing or invalid (the message names the variable).
-    #[error("invalid configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] EnvError),
 }
 

@@ -52,8 +52,9 @@ pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 
-use alleycat_domain::{MaxMerge, RaceClock, RaceKey, Standings, StandingsBatch};
-use alleycat_lambda::env::{Env, EnvError};
+use alleycat_domain::{MaxMerge, RaceKey, Standings, StandingsBatch};
+use alleycat_lambda::env::StreamConfig;
+pub use alleycat_lambda::env::{RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
 use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics};
 use alleycat_ports::{MergeOutcome, MergeStore, RetryError, RetryPolicy, merge_into};
 use aws_lambda_events::event::kinesis::KinesisTimeWindowEventResponse;
@@ -64,16 +65,6 @@ use serde::Serialize;
 
 /// The function's name: the `Function` dimension of its metrics.
 pub const FUNCTION_NAME: &str = "race-aggregator";
-
-/// Environment variable: attempts per race write, first included (default 8, 1–100).
-pub const RETRY_MAX_ATTEMPTS: &str = "RETRY_MAX_ATTEMPTS";
-
-/// Environment variable: races written at once (default 16, 1–256).
-pub const WRITE_CONCURRENCY: &str = "WRITE_CONCURRENCY";
-
-/// Races written at once unless configured: a batch rarely holds more races than classes, and a
-/// bound keeps a pathological batch from opening hundreds of connections.
-pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 
 /// Every counter this function emits, registered at zero so each invocation reports all of them
 /// and dashboards see zeros rather than gaps.
@@ -89,61 +80,9 @@ const METRICS: [&str; 9] = [
     "StateRejected",
 ];
 
-/// Why the function cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A configuration variable is invalid (the error names it).
-    #[error(transparent)]
-    Env(#[from] EnvError),
-}
-
-/// What the handler needs besides its store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// Race length and window, to validate `second`.
-    pub clock: RaceClock,
-    /// How hard to retry a race's write (conflicts and throttling share the attempts).
-    pub retry: RetryPolicy,
-    /// Races written at once.
-    pub write_concurrency: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            clock: RaceClock::default(),
-            retry: RetryPolicy::default(),
-            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
-        }
-    }
-}
-
-impl Config {
-    /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
-    /// main, a map in tests): the race clock (`RACE_SECONDS`, `WINDOW_SECONDS`),
-    /// [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The
-    /// error names any variable that is set but invalid.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let env = Env::new(lookup);
-        let defaults = Self::default();
-        Ok(Self {
-            clock: env.race_clock()?,
-            retry: RetryPolicy {
-                max_attempts: env.number_or(
-                    RETRY_MAX_ATTEMPTS,
-                    defaults.retry.max_attempts,
-                    1..=100,
-                )?,
-                ..defaults.retry
-            },
-            write_concurrency: env.number_or(
-                WRITE_CONCURRENCY,
-                defaults.write_concurrency,
-                1..=256,
-            )?,
-        })
-    }
-}
+/// The function's configuration: race clock, retries, write concurrency, read from the
+/// environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
+pub type Config = StreamConfig;
 
 /// The handler's answer, in the shape the event asked for.
 ///

@@ -17,12 +17,10 @@
 
 pub mod firehose;
 
-use std::fmt;
-
 use alleycat_domain::{RaceClock, Reading};
 use alleycat_lambda::Metrics;
+use alleycat_lambda::RejectionLog;
 use alleycat_lambda::env::{Env, EnvError};
-use alleycat_lambda::kinesis::MAX_LOGGED_REJECTIONS;
 use aws_lambda_events::event::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
 
 pub use firehose::{LenientFirehoseEvent, UndecodableRecord};
@@ -38,7 +36,7 @@ pub const RESULT_OK: &str = "Ok";
 pub const RESULT_PROCESSING_FAILED: &str = "ProcessingFailed";
 
 /// Room a line needs beyond its input: the `output` field, and decimals serde adds to integers
-/// (`74` comes back as `74.0`). Lines that need more grow the buffer once.
+/// (`74` comes back as `74.0`). A line that needs more grows its buffer once.
 const LINE_HEADROOM: usize = 64;
 
 /// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
@@ -90,43 +88,48 @@ pub fn handle(
     response
         .records
         .reserve_exact(event.records.len() + undecodable.len());
-    let longest = event.records.iter().map(|r| r.data.len()).max();
-    let mut line = Vec::with_capacity(longest.unwrap_or(0) + LINE_HEADROOM);
-    let mut logged = 0;
+    // Counted locally and added once: a metrics map lookup per record would cost as much as
+    // the JSON work on this hot path.
+    let (mut ok, mut failed, mut bytes_in, mut bytes_out) = (0u64, 0u64, 0u64, 0u64);
+    let mut rejections = RejectionLog::new();
 
     for record in event.records {
-        metrics.add("BytesIn", record.data.len() as u64);
-        let transformed = Reading::from_json(&record.data, config.clock).map(|reading| {
-            line.clear();
-            reading.write_json_line(&mut line);
-        });
-        response.records.push(match transformed {
-            Ok(()) => {
-                metrics.incr("Ok");
-                metrics.add("BytesOut", line.len() as u64);
-                answer(record.record_id, RESULT_OK, line.as_slice().to_vec())
+        bytes_in += record.data.len() as u64;
+        match Reading::from_json(&record.data, config.clock) {
+            Ok(reading) => {
+                // Written straight into the answer's buffer, sized once.
+                let mut data = Vec::with_capacity(record.data.len() + LINE_HEADROOM);
+                reading.write_json_line(&mut data);
+                ok += 1;
+                bytes_out += data.len() as u64;
+                response
+                    .records
+                    .push(answer(record.record_id, RESULT_OK, data));
             }
             Err(rejection) => {
-                metrics.incr("ProcessingFailed");
-                log_rejection(
-                    &mut logged,
-                    record.record_id.as_deref(),
-                    rejection.rule(),
-                    &rejection,
-                );
-                answer(record.record_id, RESULT_PROCESSING_FAILED, record.data.0)
+                failed += 1;
+                let id = record.record_id.as_deref().unwrap_or("?");
+                rejections.reject(id, rejection.rule(), &rejection);
+                response.records.push(answer(
+                    record.record_id,
+                    RESULT_PROCESSING_FAILED,
+                    record.data.0,
+                ));
             }
-        });
+        }
     }
+    metrics.add("Ok", ok);
+    metrics.add("ProcessingFailed", failed);
+    metrics.add("BytesIn", bytes_in);
+    metrics.add("BytesOut", bytes_out);
 
     // Decoded records are in order; inserting the others at their positions, in ascending
     // order, restores the event's order exactly.
     for bad in undecodable {
         metrics.add("BytesIn", bad.data.len() as u64);
         metrics.incr("ProcessingFailed");
-        log_rejection(
-            &mut logged,
-            bad.record_id.as_deref(),
+        rejections.reject(
+            bad.record_id.as_deref().unwrap_or("?"),
             "envelope",
             &bad.error,
         );
@@ -137,14 +140,7 @@ pub fn handle(
         );
     }
 
-    let failed = metrics.get("ProcessingFailed");
-    if failed > MAX_LOGGED_REJECTIONS as u64 {
-        tracing::warn!(
-            failed,
-            logged = MAX_LOGGED_REJECTIONS,
-            "more records rejected than logged"
-        );
-    }
+    rejections.finish();
     response
 }
 
@@ -154,20 +150,6 @@ fn answer(record_id: Option<String>, result: &str, data: Vec<u8>) -> KinesisFire
     record.result = Some(result.to_owned());
     record.data.0 = data;
     record
-}
-
-/// Logs a rejected record, the first [`MAX_LOGGED_REJECTIONS`] of an invocation only, so a batch
-/// of garbage cannot flood the logs.
-fn log_rejection(
-    logged: &mut usize,
-    record_id: Option<&str>,
-    rule: &str,
-    reason: &dyn fmt::Display,
-) {
-    if *logged < MAX_LOGGED_REJECTIONS {
-        *logged += 1;
-        tracing::warn!(record_id, rule, %reason, "record rejected");
-    }
 }
 
 /// The transformer with its configuration bound: what the Lambda main serves and the embedded
