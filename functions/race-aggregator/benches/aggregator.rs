@@ -34,6 +34,7 @@ fn batch_of_race(race_id: i64) -> KinesisEventBuilder {
 
 fn aggregator(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     let config = Config::default();

@@ -1,0 +1,475 @@
+#!/usr/bin/env python3
+"""Security and consistency properties of template.yaml, checked offline.
+
+Run with the Python of scripts/template-tools (it needs cfn-lint's YAML loader, which understands
+!Ref / !Sub / !GetAtt, and aws-sam-translator, which expands the SAM resources exactly as
+CloudFormation's transform does, so that anything SAM generates is checked too):
+
+    "$(bash scripts/template-tools)/python" scripts/template_test.py [template.yaml]
+
+Every check prints ok/FAIL with the reasons; the script exits non-zero if any check fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from cfnlint.decode import cfn_yaml
+from samtranslator.translator.transform import transform
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "template.yaml"
+
+# Actions without resource-level permissions, the only ones that may name Resource "*".
+STAR_RESOURCE_ACTIONS = {"iot:DescribeEndpoint"}
+
+# The unauthenticated (browser) role: exactly these (action, resource) pairs.
+IOT_ARN = "arn:aws:iot:REGION:ACCOUNT:"
+UNAUTHENTICATED_GRANTS = {
+    ("iot:Connect", IOT_ARN + "client/alleycat-*"),
+    ("iot:Publish", IOT_ARN + "topic/alleycat-publish"),
+    ("iot:Subscribe", IOT_ARN + "topicfilter/alleycat-subscribe/*"),
+    ("iot:Receive", IOT_ARN + "topic/alleycat-subscribe/*"),
+}
+
+# Environment of each function (README, "The functions"; each crate's Config::from_lookup):
+# (required, optional). AWS_REGION is reserved: Lambda sets it and rejects templates that do.
+FUNCTION_ENV = {
+    "race-aggregator": (
+        {"TABLE_NAME"},
+        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY"},
+    ),
+    "leaderboard-writer": (
+        {"TABLE_NAME"},
+        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY"},
+    ),
+    "transformer": (set(), {"RACE_SECONDS", "WINDOW_SECONDS"}),
+    "publisher": ({"IOT_ENDPOINT"}, set()),
+    "history-merger": (
+        {"DELIVERY_BUCKET", "HISTORY_BUCKET", "TABLE_NAME"},
+        {"HISTORY_TOP_K", "MERGE_CONCURRENCY", "RACE_SECONDS", "WINDOW_SECONDS"},
+    ),
+    "api": (
+        {"TABLE_NAME", "HISTORY_BUCKET", "IOT_ENDPOINT", "IDENTITY_POOL_ID"},
+        {
+            "PLATFORM",
+            "CORS_ALLOW_ORIGIN",
+            "HISTORY_URL_TTL_SECONDS",
+            "HISTORY_TOP_K",
+            "RACE_SECONDS",
+            "WINDOW_SECONDS",
+        },
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading
+# ------------------------------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """cfn-lint's nodes (with line marks) as plain dicts, lists and strings."""
+    return json.loads(json.dumps(value))
+
+
+class PolicyLoader:
+    """The template uses no managed policies, so the translator never needs the real map."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+# The translator resolves pseudo parameters from a region; any region does for these checks.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+SAM = plain(cfn_yaml.load(str(TEMPLATE)))
+
+
+def packaged(template: dict) -> dict:
+    """The template as `sam deploy` uploads it: local code locations replaced by S3 URIs."""
+    template = copy.deepcopy(template)
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+            props["CodeUri"] = "s3://packaged-by-sam/" + resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", "code")
+    return template
+
+
+CFN = transform(packaged(SAM), {}, PolicyLoader())
+RESOURCES: dict[str, dict] = CFN["Resources"]
+
+
+def of_type(kind: str) -> dict[str, dict]:
+    return {name: r for name, r in RESOURCES.items() if r.get("Type") == kind}
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+PSEUDO = {
+    "AWS::Partition": "aws",
+    "AWS::Region": "REGION",
+    "AWS::AccountId": "ACCOUNT",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+
+
+def render(value: Any) -> str:
+    """An expression as a canonical string: pseudo parameters become aws / REGION / ACCOUNT,
+    references <Name> and attributes <Name.Attr>, anything else <Fn::…>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return PSEUDO.get(arg, f"<{arg}>")
+        if fn == "Fn::GetAtt":
+            return "<" + (arg if isinstance(arg, str) else ".".join(arg)) + ">"
+        if fn == "Fn::Sub":
+            text, names = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+
+            def substitute(match: re.Match) -> str:
+                name = match.group(1)
+                if name in names:
+                    return render(names[name])
+                if name in PSEUDO:
+                    return PSEUDO[name]
+                return f"<{name}>"
+
+            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+        return f"<{fn}>"
+    return f"<{type(value).__name__}>"
+
+
+def statements(document: Any) -> list[dict]:
+    return as_list((document or {}).get("Statement", []))
+
+
+def policy_documents() -> list[tuple[str, dict]]:
+    """(where, document) for every identity and resource policy in the expanded template."""
+    found = []
+    for name, role in of_type("AWS::IAM::Role").items():
+        props = role.get("Properties", {})
+        found.append((f"{name} (trust)", props.get("AssumeRolePolicyDocument")))
+        for policy in props.get("Policies", []):
+            found.append((f"{name}/{policy.get('PolicyName')}", policy.get("PolicyDocument")))
+    for kind in (
+        "AWS::IAM::Policy",
+        "AWS::IAM::ManagedPolicy",
+        "AWS::S3::BucketPolicy",
+        "AWS::SQS::QueuePolicy",
+        "AWS::SNS::TopicPolicy",
+    ):
+        for name, resource in of_type(kind).items():
+            found.append((name, resource.get("Properties", {}).get("PolicyDocument")))
+    return found
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks: each returns a list of problems (empty = pass)
+# ------------------------------------------------------------------------------------------------
+
+CHECKS: list[tuple[str, Callable[[], list[str]]]] = []
+
+
+def check(description: str):
+    def register(fn: Callable[[], list[str]]):
+        CHECKS.append((description, fn))
+        return fn
+
+    return register
+
+
+@check("the SAM transform leaves no serverless resource behind")
+def transformed() -> list[str]:
+    return [f"{n}: {r['Type']}" for n, r in RESOURCES.items() if r["Type"].startswith("AWS::Serverless::")]
+
+
+@check("no IAM statement allows a wildcard action, NotAction or NotResource")
+def no_wildcard_actions() -> list[str]:
+    problems = []
+    for where, document in policy_documents():
+        for statement in statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            if "NotAction" in statement or "NotResource" in statement:
+                problems.append(f"{where}: Allow with NotAction/NotResource")
+            for action in as_list(statement.get("Action", [])):
+                if not isinstance(action, str) or "*" in action or "?" in action:
+                    problems.append(f"{where}: Allow of action {action!r}")
+    return problems
+
+
+@check('identity policies name exact resources ("*" only for actions without resource-level permissions)')
+def exact_resources() -> list[str]:
+    problems = []
+    for where, document in policy_documents():
+        if "(trust)" in where:
+            continue
+        for statement in statements(document):
+            if statement.get("Effect") != "Allow" or "Principal" in statement:
+                continue
+            resources = [render(r) for r in as_list(statement.get("Resource", []))]
+            if not resources:
+                problems.append(f"{where}: Allow without Resource")
+            actions = set(as_list(statement.get("Action", [])))
+            for resource in resources:
+                if resource == "*" and not actions <= STAR_RESOURCE_ACTIONS:
+                    problems.append(f"{where}: {sorted(actions)} on Resource '*'")
+                if re.fullmatch(r"arn:aws:[a-z0-9-]+:(REGION|\*|):(ACCOUNT|\*|):\*", resource):
+                    problems.append(f"{where}: {sorted(actions)} on every resource of a service: {resource}")
+    return problems
+
+
+@check("no role has managed policies; every function has a role of its own, defined here")
+def own_roles() -> list[str]:
+    problems = []
+    for name, role in of_type("AWS::IAM::Role").items():
+        if role.get("Properties", {}).get("ManagedPolicyArns"):
+            problems.append(f"{name}: managed policies {role['Properties']['ManagedPolicyArns']}")
+    owners: dict[str, str] = {}
+    for name, function in of_type("AWS::Lambda::Function").items():
+        role = function["Properties"].get("Role")
+        if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+            problems.append(f"{name}: role {role!r} is not a role of this template")
+            continue
+        role_name = render(role).strip("<>").split(".")[0]
+        if RESOURCES.get(role_name, {}).get("Type") != "AWS::IAM::Role":
+            problems.append(f"{name}: role {role_name} is not an AWS::IAM::Role")
+        if role_name in owners:
+            problems.append(f"{name} shares role {role_name} with {owners[role_name]}")
+        owners[role_name] = name
+    return problems
+
+
+@check("the unauthenticated role may only connect as alleycat-*, publish alleycat-publish, "
+       "subscribe to and receive alleycat-subscribe/*")
+def unauthenticated_role() -> list[str]:
+    problems = []
+    attachments = of_type("AWS::Cognito::IdentityPoolRoleAttachment")
+    if len(attachments) != 1:
+        return [f"expected one identity pool role attachment, found {len(attachments)}"]
+    roles = next(iter(attachments.values()))["Properties"].get("Roles", {})
+    if set(roles) != {"unauthenticated"}:
+        problems.append(f"identity pool roles {sorted(roles)}: only 'unauthenticated' is expected")
+    role_name = render(roles.get("unauthenticated")).strip("<>").split(".")[0]
+    role = RESOURCES.get(role_name)
+    if not role:
+        return problems + [f"unauthenticated role {role_name} not found"]
+    props = role["Properties"]
+    if props.get("ManagedPolicyArns"):
+        problems.append(f"{role_name}: managed policies")
+    trust = statements(props["AssumeRolePolicyDocument"])
+    for statement in trust:
+        condition = statement.get("Condition", {})
+        aud = condition.get("StringEquals", {}).get("cognito-identity.amazonaws.com:aud")
+        amr = condition.get("ForAnyValue:StringLike", {}).get("cognito-identity.amazonaws.com:amr")
+        if statement.get("Principal") != {"Federated": "cognito-identity.amazonaws.com"}:
+            problems.append(f"{role_name}: trusts {statement.get('Principal')}")
+        if statement.get("Action") != "sts:AssumeRoleWithWebIdentity":
+            problems.append(f"{role_name}: trust action {statement.get('Action')}")
+        if render(aud) != "<IdentityPool>" or amr != "unauthenticated":
+            problems.append(f"{role_name}: trust not limited to this pool's unauthenticated identities")
+    grants = set()
+    for policy in props.get("Policies", []):
+        for statement in statements(policy["PolicyDocument"]):
+            if statement.get("Effect") != "Allow":
+                continue
+            for action in as_list(statement.get("Action", [])):
+                for resource in as_list(statement.get("Resource", [])):
+                    grants.add((action, render(resource)))
+    for extra in sorted(grants - UNAUTHENTICATED_GRANTS):
+        problems.append(f"{role_name}: unexpected grant {extra}")
+    for missing in sorted(UNAUTHENTICATED_GRANTS - grants):
+        problems.append(f"{role_name}: missing grant {missing}")
+    # Nothing else may be assumed by Cognito identities.
+    for name, other in of_type("AWS::IAM::Role").items():
+        if name != role_name and "cognito-identity" in json.dumps(other["Properties"].get("AssumeRolePolicyDocument")):
+            problems.append(f"{name}: another role trusts Cognito identities")
+    return problems
+
+
+@check("every bucket blocks public access, is encrypted and denies requests without TLS")
+def buckets() -> list[str]:
+    problems = []
+    policies = {
+        render(p["Properties"]["Bucket"]).strip("<>"): p["Properties"]["PolicyDocument"]
+        for p in of_type("AWS::S3::BucketPolicy").values()
+    }
+    flags = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    for name, bucket in of_type("AWS::S3::Bucket").items():
+        props = bucket.get("Properties", {})
+        block = props.get("PublicAccessBlockConfiguration", {})
+        for flag in flags:
+            if block.get(flag) is not True:
+                problems.append(f"{name}: {flag} is not true")
+        if not props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration"):
+            problems.append(f"{name}: no default encryption")
+        if props.get("AccessControl") not in (None, "Private"):
+            problems.append(f"{name}: AccessControl {props['AccessControl']}")
+        if props.get("OwnershipControls", {}).get("Rules", [{}])[0].get("ObjectOwnership") != "BucketOwnerEnforced":
+            problems.append(f"{name}: ACLs not disabled (ObjectOwnership BucketOwnerEnforced)")
+        denies_plain_http = any(
+            s.get("Effect") == "Deny"
+            and s.get("Principal") == "*"
+            and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+            and {render(r) for r in as_list(s.get("Resource"))} == {f"<{name}.Arn>", f"<{name}.Arn>/*"}
+            for s in statements(policies.get(name))
+        )
+        if not denies_plain_http:
+            problems.append(f"{name}: no bucket policy denying aws:SecureTransport=false")
+        for statement in statements(policies.get(name)):
+            if statement.get("Effect") == "Allow" and statement.get("Principal") in ("*", {"AWS": "*"}):
+                problems.append(f"{name}: bucket policy allows everyone")
+    return problems
+
+
+def cargo_bins() -> dict[str, str]:
+    """Binary name -> package directory, from functions/*/Cargo.toml."""
+    bins = {}
+    for manifest in sorted(ROOT.glob("functions/*/Cargo.toml")):
+        for name in re.findall(r'\[\[bin\]\]\s*\nname\s*=\s*"([^"]+)"', manifest.read_text()):
+            bins[name] = manifest.parent.name
+    return bins
+
+
+@check("the six functions are built from their workspace binaries (provided.al2023, arm64)")
+def function_builds() -> list[str]:
+    problems = []
+    bins = cargo_bins()
+    built = {}
+    for name, resource in SAM["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function" or "InlineCode" in resource.get("Properties", {}):
+            continue
+        metadata = resource.get("Metadata", {})
+        binary = metadata.get("BuildProperties", {}).get("Binary")
+        if metadata.get("BuildMethod") != "rust-cargolambda":
+            problems.append(f"{name}: BuildMethod {metadata.get('BuildMethod')}")
+        if binary not in bins:
+            problems.append(f"{name}: binary {binary!r} is not a [[bin]] of functions/*")
+        if resource["Properties"].get("CodeUri") != ".":
+            problems.append(f"{name}: CodeUri must be the workspace root '.'")
+        built[binary] = name
+    if set(built) != set(FUNCTION_ENV):
+        problems.append(f"functions built {sorted(built)}, expected {sorted(FUNCTION_ENV)}")
+    for name, function in of_type("AWS::Lambda::Function").items():
+        props = function["Properties"]
+        if "ZipFile" in props.get("Code", {}):
+            continue
+        if props.get("Runtime") != "provided.al2023" or props.get("Architectures") != ["arm64"]:
+            problems.append(f"{name}: {props.get('Runtime')} {props.get('Architectures')}")
+        if props.get("Handler") != "bootstrap":
+            problems.append(f"{name}: handler {props.get('Handler')}")
+    return problems
+
+
+@check("each function's environment is exactly what its Config::from_lookup reads")
+def function_environments() -> list[str]:
+    problems = []
+    for name, resource in SAM["Resources"].items():
+        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+        if resource.get("Type") != "AWS::Serverless::Function" or binary not in FUNCTION_ENV:
+            continue
+        variables = set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+        variables |= set(SAM.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        required, optional = FUNCTION_ENV[binary]
+        if "AWS_REGION" in variables:
+            problems.append(f"{binary}: sets AWS_REGION, a reserved variable that Lambda sets itself")
+            variables.discard("AWS_REGION")
+        for missing in sorted(required - variables):
+            problems.append(f"{binary}: required {missing} not set")
+        for unknown in sorted(variables - required - optional):
+            problems.append(f"{binary}: sets {unknown}, which it does not read")
+    return problems
+
+
+@check("the table's keys and indexes are those of crates/alleycat-aws/src/keys.rs")
+def table_schema() -> list[str]:
+    source = (ROOT / "crates/alleycat-aws/src/keys.rs").read_text()
+    const = dict(re.findall(r'pub const (\w+): &str = "([^"]*)";', source))
+    pk, sk, gsi1, gsi1pk, gsi1sk, by_best, best = (
+        const[k] for k in ("PK", "SK", "GSI1", "GSI1_PK", "GSI1_SK", "BY_BEST", "BEST")
+    )
+    tables = of_type("AWS::DynamoDB::Table")
+    if len(tables) != 1:
+        return [f"expected one table, found {len(tables)}"]
+    props = next(iter(tables.values()))["Properties"]
+    problems = []
+
+    def keys(schema: list[dict]) -> list[tuple[str, str]]:
+        return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+    expected_attributes = {pk: "S", sk: "S", gsi1pk: "S", gsi1sk: "N", best: "N"}
+    if attributes != expected_attributes:
+        problems.append(f"attributes {attributes}, expected {expected_attributes}")
+    if keys(props["KeySchema"]) != [(pk, "HASH"), (sk, "RANGE")]:
+        problems.append(f"key schema {keys(props['KeySchema'])}")
+    gsis = {i["IndexName"]: keys(i["KeySchema"]) for i in props.get("GlobalSecondaryIndexes", [])}
+    if gsis != {gsi1: [(gsi1pk, "HASH"), (gsi1sk, "RANGE")]}:
+        problems.append(f"global indexes {gsis}")
+    lsis = {i["IndexName"]: keys(i["KeySchema"]) for i in props.get("LocalSecondaryIndexes", [])}
+    if lsis != {by_best: [(pk, "HASH"), (best, "RANGE")]}:
+        problems.append(f"local indexes {lsis}")
+    if props.get("BillingMode") != "PAY_PER_REQUEST":
+        problems.append("not on-demand")
+    if props.get("StreamSpecification", {}).get("StreamViewType") != "NEW_AND_OLD_IMAGES":
+        problems.append("stream is not NEW_AND_OLD_IMAGES")
+    if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+        problems.append("point-in-time recovery is off")
+    return problems
+
+
+@check("stream triggers report partial batch failures and send exhausted batches to the failure queue")
+def stream_triggers() -> list[str]:
+    problems = []
+    mappings = of_type("AWS::Lambda::EventSourceMapping")
+    if len(mappings) != 3:
+        problems.append(f"expected 3 stream triggers, found {len(mappings)}")
+    for name, mapping in mappings.items():
+        props = mapping["Properties"]
+        for key in ("BatchSize", "MaximumBatchingWindowInSeconds", "ParallelizationFactor",
+                    "MaximumRetryAttempts", "MaximumRecordAgeInSeconds"):
+            if key not in props:
+                problems.append(f"{name}: {key} not set")
+        if props.get("BisectBatchOnFunctionError") is not True:
+            problems.append(f"{name}: BisectBatchOnFunctionError is not true")
+        if props.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+            problems.append(f"{name}: FunctionResponseTypes {props.get('FunctionResponseTypes')}")
+        destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if render(destination) != "<FailureQueue.Arn>":
+            problems.append(f"{name}: on-failure destination {render(destination)}")
+    finals = [
+        m for m in mappings.values()
+        if render(m["Properties"]["FunctionName"]).startswith("<LeaderboardWriterFunction")
+    ]
+    patterns = [f["Pattern"] for m in finals for f in m["Properties"].get("FilterCriteria", {}).get("Filters", [])]
+    if [json.loads(p) for p in patterns] != [{"data": {"event": ["final"]}}]:
+        problems.append(f"leaderboard-writer filter {patterns}, expected only final events")
+    return problems
+
+
+def main() -> int:
+    failed = 0
+    for description, fn in CHECKS:
+        try:
+            problems = fn()
+        except Exception as error:  # a check that crashes fails, with the reason
+            problems = [f"check crashed: {error!r}"]
+        print(f"{'ok  ' if not problems else 'FAIL'} {description}")
+        for problem in problems:
+            print(f"       - {problem}")
+        failed += bool(problems)
+    print(f"template_test: {len(CHECKS) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
