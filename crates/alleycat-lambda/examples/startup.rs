@@ -10,8 +10,11 @@ use alleycat_lambda::fake_runtime::{Reply, run_bootstrap};
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
-    let binary = args.next().ok_or("usage: startup <binary> <event.json> [NAME=VALUE ...]")?;
-    let event = std::fs::read(args.next().ok_or("missing event file")?).map_err(|e| e.to_string())?;
+    let binary = args
+        .next()
+        .ok_or("usage: startup <binary> <event.json> [NAME=VALUE ...]")?;
+    let event =
+        std::fs::read(args.next().ok_or("missing event file")?).map_err(|e| e.to_string())?;
     let vars: Vec<(String, String)> = args
         .filter_map(|a| a.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
         .collect();
