@@ -1,8 +1,15 @@
 //! The transformer on Firehose events of 500 and 18,500 records (a full 3 MB buffer), measured
 //! the way BENCHMARKS.md compares it with the original Node.js handler:
 //!
-//! - `handler/*`: the handler's own work, the event already deserialized;
-//! - `end_to_end/*`: event bytes in, response bytes out (envelope parsing, base64 both ways).
+//! - `handler/*`: the typed handler's own work ([`handle`]), the event already deserialized;
+//! - `handler_raw/*`: [`handle_raw`], the handler the Lambda serves, whose own work starts from
+//!   the event's bytes (it has no deserialized form) and ends with the response's bytes;
+//! - `end_to_end/*`: event bytes in, response bytes out, through [`handle_raw`] (the same work as
+//!   `handler_raw/*`, kept under the name BENCHMARKS.md compares with the original's);
+//! - `end_to_end_typed/*`: the same through the typed path: `serde_json` into
+//!   [`LenientFirehoseEvent`], [`handle`], `serde_json` out;
+//! - `function/*`: everything the Lambda runtime does around it too: the event checked and copied
+//!   into a `Box<RawValue>`, the `Transformer` function, the response serialized.
 //!
 //! The events are also written to `$TMPDIR/alleycat-bench/firehose-<n>.json`, so the original's
 //! harness (`bench/original/transformer.mjs`) measures the very same bytes.
@@ -11,12 +18,15 @@
 
 use std::hint::black_box;
 use std::io::Write as _;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
-use alleycat_lambda::Metrics;
+use alleycat_lambda::{Function, Metrics};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use transformer::{Config, LenientFirehoseEvent, handle};
+use serde_json::value::RawValue;
+use transformer::{Config, LenientFirehoseEvent, Transformer, handle, handle_fast, handle_raw};
 
 /// A device message as a bike sends it (~190 bytes), varied per record.
 fn message(i: u64) -> String {
@@ -57,6 +67,15 @@ fn write_for_the_original(n: u64, json: &str) {
     }
 }
 
+/// `Transformer::handle`, which never waits, run to completion as `alleycat_aws::serve` would.
+fn served(function: &Transformer, event: Box<RawValue>, metrics: &mut Metrics) -> Box<RawValue> {
+    let future = pin!(function.handle(event, metrics));
+    match future.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(response) => response.unwrap(),
+        Poll::Pending => unreachable!("the transformer never waits"),
+    }
+}
+
 fn transformer(c: &mut Criterion) {
     let config = Config::default();
     let mut group = c.benchmark_group("transformer");
@@ -64,6 +83,11 @@ fn transformer(c: &mut Criterion) {
         let json = event(n);
         write_for_the_original(n, &json);
         let parsed: LenientFirehoseEvent = serde_json::from_str(&json).unwrap();
+        let mut metrics = Metrics::new("transformer");
+        assert!(
+            handle_fast(json.as_bytes(), &config, &mut metrics).is_some(),
+            "the benchmark's events take the fast path"
+        );
         group.throughput(Throughput::Elements(n));
         group.bench_function(format!("handler/{n}_records"), |b| {
             b.iter_batched(
@@ -75,12 +99,34 @@ fn transformer(c: &mut Criterion) {
                 BatchSize::LargeInput,
             );
         });
+        group.bench_function(format!("handler_raw/{n}_records"), |b| {
+            b.iter(|| {
+                let mut metrics = Metrics::new("transformer");
+                handle_raw(black_box(json.as_bytes()), &config, &mut metrics).unwrap()
+            });
+        });
         group.bench_function(format!("end_to_end/{n}_records"), |b| {
+            b.iter(|| {
+                let mut metrics = Metrics::new("transformer");
+                handle_raw(black_box(json.as_bytes()), &config, &mut metrics).unwrap()
+            });
+        });
+        group.bench_function(format!("end_to_end_typed/{n}_records"), |b| {
             b.iter(|| {
                 let event: LenientFirehoseEvent =
                     serde_json::from_slice(black_box(json.as_bytes())).unwrap();
                 let mut metrics = Metrics::new("transformer");
                 let response = handle(event, &config, &mut metrics);
+                serde_json::to_vec(&response).unwrap()
+            });
+        });
+        let function = Transformer { config };
+        group.bench_function(format!("function/{n}_records"), |b| {
+            b.iter(|| {
+                let event: Box<RawValue> =
+                    serde_json::from_slice(black_box(json.as_bytes())).unwrap();
+                let mut metrics = Metrics::new("transformer");
+                let response = served(&function, event, &mut metrics);
                 serde_json::to_vec(&response).unwrap()
             });
         });
