@@ -58,24 +58,7 @@ pub async fn execute(cli: &Cli, target: Target, stop: &Stop) -> Summary {
     let result = ride(cli, target, &mut race, &stats, stop).await;
     progress.finish();
 
-    let mut summary = Summary {
-        target: target.name().to_owned(),
-        race_id: race.race_id(),
-        class_id: plan.class_id,
-        racers: plan.racers,
-        seconds: plan.seconds,
-        seed: plan.seed,
-        generated: 0,
-        sent: 0,
-        retried: 0,
-        rejected: 0,
-        request_errors: 0,
-        lost: 0,
-        elapsed_seconds: 0.0,
-        records_per_second: 0.0,
-        latency: None,
-        error: None,
-    };
+    let mut summary = Summary::new(target.name(), &plan);
     summary.collect(&stats, started.elapsed(), target != Target::Stdout);
     summary.error = result.err().map(|fatal| fatal.0);
     summary

@@ -205,6 +205,29 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_LOST: u8 = 3;
 
 impl Summary {
+    /// A summary of nothing done yet, for a run of `plan` on `target`; [`Summary::collect`] fills
+    /// in the counts.
+    pub fn new(target: &str, plan: &crate::race::RacePlan) -> Self {
+        Self {
+            target: target.to_owned(),
+            race_id: plan.race_id(),
+            class_id: plan.class_id,
+            racers: plan.racers,
+            seconds: plan.seconds,
+            seed: plan.seed,
+            generated: 0,
+            sent: 0,
+            retried: 0,
+            rejected: 0,
+            request_errors: 0,
+            lost: 0,
+            elapsed_seconds: 0.0,
+            records_per_second: 0.0,
+            latency: None,
+            error: None,
+        }
+    }
+
     /// The process exit status this summary calls for.
     pub fn exit_code(&self) -> u8 {
         if self.error.is_some() {

@@ -67,24 +67,7 @@ async fn ride(client: Client, plan: &RacePlan, policy: RetryPolicy) -> (Summary,
         Arc::clone(&stats),
     );
     let result: Result<(), Fatal> = run_to_end(&mut race, sink, Arc::clone(&stats)).await;
-    let mut summary = Summary {
-        target: "kinesis".into(),
-        race_id: race.race_id(),
-        class_id: plan.class_id,
-        racers: plan.racers,
-        seconds: plan.seconds,
-        seed: plan.seed,
-        generated: 0,
-        sent: 0,
-        retried: 0,
-        rejected: 0,
-        request_errors: 0,
-        lost: 0,
-        elapsed_seconds: 0.0,
-        records_per_second: 0.0,
-        latency: None,
-        error: None,
-    };
+    let mut summary = Summary::new("kinesis", plan);
     summary.collect(&stats, Duration::from_secs(1), true);
     summary.error = result.err().map(|f| f.0);
     (summary, stats)
