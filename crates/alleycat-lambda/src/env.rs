@@ -208,6 +208,34 @@ mod tests {
     }
 
     #[test]
+    fn stream_config_defaults_reads_and_names_an_invalid_variable() {
+        assert_eq!(
+            StreamConfig::from_lookup(|_| None),
+            Ok(StreamConfig::default())
+        );
+        let vars = [
+            (RACE_SECONDS, "20"),
+            (WINDOW_SECONDS, "30"),
+            (RETRY_MAX_ATTEMPTS, "3"),
+            (WRITE_CONCURRENCY, "4"),
+        ];
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let config = StreamConfig::from_lookup(lookup).unwrap();
+        assert_eq!(config.clock, RaceClock::new(20, 30));
+        assert_eq!(config.retry.max_attempts, 3);
+        assert_eq!(config.write_concurrency, 4);
+        for (name, bad) in [(RETRY_MAX_ATTEMPTS, "0"), (WRITE_CONCURRENCY, "lots")] {
+            let error =
+                StreamConfig::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
+            assert_eq!(error.name(), name);
+        }
+    }
+
+    #[test]
     fn an_empty_variable_counts_as_missing() {
         let env = env(&[("TABLE_NAME", "")]);
         assert_eq!(

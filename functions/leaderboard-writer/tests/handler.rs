@@ -1,6 +1,5 @@
 //! The leaderboard-writer handler end to end, on the in-memory table.
 
-use std::collections::HashMap;
 use std::error::Error;
 
 use alleycat_domain::{LeaderboardEntry, Output, RacerFinal};
@@ -289,18 +288,6 @@ async fn when_every_racer_fails_the_earliest_record_is_reported() {
         2,
         "the results were stored before the offer failed"
     );
-}
-
-#[test]
-fn config_defaults_and_names_an_invalid_variable() {
-    assert_eq!(Config::from_lookup(|_| None).unwrap(), Config::default());
-    let vars = HashMap::from([("RETRY_MAX_ATTEMPTS", "2"), ("WINDOW_SECONDS", "30")]);
-    let config = Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap();
-    assert_eq!(config.retry.max_attempts, 2);
-    assert_eq!(config.clock.window_seconds, 30);
-    let error = Config::from_lookup(|name| (name == "RETRY_MAX_ATTEMPTS").then(|| "0".to_owned()))
-        .unwrap_err();
-    assert!(error.to_string().contains("RETRY_MAX_ATTEMPTS"), "{error}");
 }
 
 #[test]

@@ -499,27 +499,6 @@ async fn unreadable_window_state_is_counted_and_the_rest_kept() {
 }
 
 #[test]
-fn config_defaults_and_names_an_invalid_variable() {
-    let config = Config::from_lookup(|_| None).unwrap();
-    assert_eq!(config, Config::default());
-
-    let vars = HashMap::from([
-        ("RACE_SECONDS", "20"),
-        ("RETRY_MAX_ATTEMPTS", "3"),
-        ("WRITE_CONCURRENCY", "4"),
-    ]);
-    let config = Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap();
-    assert_eq!(config.clock.race_seconds, 20);
-    assert_eq!(config.retry.max_attempts, 3);
-    assert_eq!(config.write_concurrency, 4);
-
-    let error =
-        Config::from_lookup(|name| (name == "WRITE_CONCURRENCY").then(|| "lots".to_owned()))
-            .unwrap_err();
-    assert!(error.to_string().contains("WRITE_CONCURRENCY"), "{error}");
-}
-
-#[test]
 fn the_handler_future_can_run_on_a_multithreaded_runtime() {
     fn assert_send<T: Send>(_: &T) {}
     let table = MemoryTable::new();
