@@ -2,7 +2,7 @@
 //! ([`S3Objects`]) and IoT Core's data plane ([`IotPublisher`]).
 //!
 //! The handlers are generic over the traits of `alleycat-ports`; this crate is the one place that
-//! speaks the AWS SDK, so the key schema ([`keys`]), the item shapes and the mapping of SDK errors
+//! speaks the AWS SDK, so the item shapes and the mapping of SDK errors
 //! onto [`alleycat_ports::PortError`] ([`error`]) each live here once.
 //!
 //! Every adapter is built from an [`aws_config::SdkConfig`] ([`load_config`]); pointing
@@ -15,10 +15,10 @@ pub mod error;
 pub mod function;
 pub mod iot;
 mod item;
-pub mod keys;
 pub mod moto;
 pub mod s3;
 
+pub use alleycat_ports::keys;
 pub use config::load_config;
 pub use dynamo::{DynamoTable, create_table, table_schema};
 pub use error::classify;

@@ -6,10 +6,12 @@
 
 pub mod error;
 pub mod history;
+pub mod keys;
 pub mod memory;
 pub mod objects;
 pub mod realtime;
 pub mod retry;
+mod shared;
 pub mod table;
 
 pub use error::PortError;

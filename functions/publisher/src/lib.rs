@@ -15,6 +15,7 @@ use alleycat_domain::views::{RealtimeKind, RealtimeMessage, subscribe_topic};
 use alleycat_domain::{RaceKey, Standings};
 use alleycat_lambda::env::{Env, EnvError};
 use alleycat_lambda::{BatchFailures, Metrics};
+use alleycat_ports::keys::{STANDINGS_SK, race_pk};
 use alleycat_ports::{Publisher, RetryPolicy, retry};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -41,8 +42,6 @@ pub const METRICS: [&str; 7] = [
 /// How many malformed images an invocation logs one by one; the rest are only counted.
 const MAX_LOGGED_MALFORMED: u64 = 20;
 
-/// Sort key of a race standings item: the only items this function publishes.
-const STANDINGS_SK: &str = "standings";
 
 /// Why the publisher cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +194,7 @@ impl Change {
                 key.pk, race.class_id
             ));
         }
-        let expected_pk = format!("race#{}#{}", race.class_id, race.race_id);
+        let expected_pk = race_pk(race);
         if key.pk != expected_pk {
             return Self::Malformed(format!("{}: classId and raceId say {expected_pk}", key.pk));
         }

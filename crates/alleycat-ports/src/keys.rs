@@ -1,6 +1,7 @@
 //! The single table's key schema: every key, index and attribute name, in one place.
 //!
-//! The SAM template and the embedded stack mirror these; change them together.
+//! Shared by the DynamoDB adapter (`alleycat-aws`), the embedded stack's table and the publisher,
+//! which reads stream images; the SAM template mirrors them, so change them together.
 //!
 //! | item | `pk` | `sk` |
 //! |---|---|---|

@@ -1,0 +1,4 @@
+//! The stack's settings (filled in with the stack).
+/// Placeholder.
+#[derive(Clone, Debug)]
+pub struct StackConfig;

@@ -1,0 +1,37 @@
+//! The whole Alleycat application in one process, with no AWS account: the embedded stack.
+//!
+//! It runs the very handlers the Lambda functions run (the function crates, without their
+//! `lambda` feature), fed by local stand-ins for the AWS services around them:
+//!
+//! | AWS | here |
+//! |---|---|
+//! | IoT Core broker and rule | [`broker`]: rumqttd (TCP and WebSocket), the ingest rule |
+//! | Kinesis stream | [`stream`]: MD5-sharded, sequence-numbered, durable |
+//! | DynamoDB table and stream | [`table`]: SQLite, with a change log of old and new images |
+//! | S3 buckets | [`objects`]: directories, atomic writes, ETags, conditional puts |
+//! | Lambda event sources, Firehose | [`sources`]: pollers building genuine `aws_lambda_events` |
+//! | API Gateway, S3 presigned URLs | [`http`]: axum |
+//!
+//! [`Stack`] puts them together under one data directory.
+
+pub mod broker;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod objects;
+pub mod sources;
+pub mod stack;
+pub mod stream;
+pub mod table;
+
+pub use config::StackConfig;
+pub use error::LocalError;
+pub use stack::Stack;
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
