@@ -4,9 +4,12 @@ use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use alleycat_domain::RaceKey;
+use alleycat_local::Stack;
 use tokio::time::Instant;
 
 use crate::cli::{Cli, Target};
+use crate::local;
 use crate::pacing::Budget;
 use crate::progress::Progress;
 use crate::race::Race;
@@ -33,9 +36,20 @@ pub fn kinesis_config(cli: &Cli) -> KinesisSinkConfig {
     }
 }
 
-/// Rides the race `cli` describes to `target`, and sums it up. Checked arguments only
-/// ([`Cli::check`]).
-pub async fn execute(cli: &Cli, target: Target, stop: &Stop) -> Summary {
+/// What a run leaves behind: its summary, and the embedded stack it started (`--target local`),
+/// still serving.
+pub struct Run {
+    /// The summary.
+    pub summary: Summary,
+    /// The stack of `--target local`.
+    pub stack: Option<Arc<Stack>>,
+}
+
+/// Rides the race `cli` describes to its target, and sums it up. Checked arguments only
+/// ([`Cli::check`]). With `--target local`, the stack is started first and has processed the race
+/// (results printed) when this returns.
+pub async fn execute(cli: &Cli, stop: &Stop) -> Run {
+    let target = cli.target;
     let plan = cli.plan(now_ms());
     if plan.spread_clamped() && !cli.quiet {
         eprintln!(
@@ -47,6 +61,21 @@ pub async fn execute(cli: &Cli, target: Target, stop: &Stop) -> Summary {
         );
     }
     let mut race = Race::new(&plan);
+    let stack = if target == Target::Local {
+        match local::start(cli).await {
+            Ok(stack) => Some(stack),
+            Err(fatal) => {
+                let mut summary = Summary::new(target.name(), &plan);
+                summary.error = Some(fatal.0);
+                return Run {
+                    summary,
+                    stack: None,
+                };
+            }
+        }
+    } else {
+        None
+    };
     let stats = Arc::new(Stats::default());
     let progress = Progress::start(
         Arc::clone(&stats),
@@ -55,24 +84,36 @@ pub async fn execute(cli: &Cli, target: Target, stop: &Stop) -> Summary {
         cli.quiet,
     );
     let started = Instant::now();
-    let result = ride(cli, target, &mut race, &stats, stop).await;
+    let result = ride(cli, stack.as_ref(), &mut race, &stats, stop, &progress).await;
     progress.finish();
-
     let mut summary = Summary::new(target.name(), &plan);
     summary.collect(&stats, started.elapsed(), target != Target::Stdout);
+    if let Some(stack) = &stack {
+        let key = RaceKey {
+            class_id: plan.class_id,
+            race_id: plan.race_id(),
+        };
+        local::settle(cli, stack, key).await;
+    }
     summary.error = result.err().map(|fatal| fatal.0);
-    summary
+    Run { summary, stack }
 }
 
 async fn ride(
     cli: &Cli,
-    target: Target,
+    stack: Option<&Arc<Stack>>,
     race: &mut Race,
     stats: &Arc<Stats>,
     stop: &Stop,
+    progress: &Progress,
 ) -> Result<(), Fatal> {
     let sink_stats = Arc::clone(stats);
-    match target {
+    match cli.target {
+        Target::Local => {
+            let stack =
+                stack.ok_or_else(|| Fatal("the embedded stack is not running".to_owned()))?;
+            local::ride(cli, stack, race, stats, stop, progress).await
+        }
         Target::Stdout => {
             let out = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
             run(

@@ -13,6 +13,9 @@ use crate::race::{DEFAULT_SEED, RacePlan};
 /// Where the messages go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Target {
+    /// The embedded stack, started in this process (the default): the race goes through the
+    /// whole application, and the stack keeps serving the browser afterwards.
+    Local,
     /// NDJSON on standard output, one message per line.
     Stdout,
     /// Kinesis PutRecords to --stream-name, with the standard AWS configuration.
@@ -25,6 +28,7 @@ impl Target {
     /// The name used in summaries.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Local => "local",
             Self::Stdout => "stdout",
             Self::Kinesis => "kinesis",
             Self::Mqtt => "mqtt",
@@ -33,27 +37,33 @@ impl Target {
 }
 
 const ABOUT: &str = "Rides one Alleycat race: N seeded racers each send one JSON message per \
-                     second, the last one `final`, to Kinesis, an MQTT broker or stdout.";
+                     second, the last one `final`, through the embedded stack (started in this \
+                     process), or to Kinesis, an MQTT broker or stdout.";
 
 const AFTER_HELP: &str = "\
 Examples:
+  simulator --racers 1000          (the embedded stack in-process: open the URL it prints)
+  simulator --racers 50 --seconds 30 --speed 10 --exit-when-done
   simulator --target stdout --racers 1000 --seconds 300 --speed 0 > race.ndjson
   simulator --target kinesis --stream-name alleycat --shards 1 --racers 1000
   AWS_ENDPOINT_URL=http://127.0.0.1:5000 simulator --target kinesis --stream-name s --create-stream
   simulator --target mqtt --url mqtt://127.0.0.1:1883 --racers 50 --speed 10
 
 Exit status: 0 every record delivered; 1 fatal error (target unreachable, stream missing,
-stdout closed); 2 bad arguments, or no --target (the embedded stack is not built yet);
-3 the race ended but records were lost.";
+stdout closed, the embedded stack failed to start); 2 bad arguments; 3 the race ended but
+records were lost.";
 
 /// The simulator's command line.
 #[derive(Clone, Debug, Parser)]
 #[command(name = "simulator", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Where to send the messages. Without it the simulator would ride on the embedded stack
-    /// in-process, which is not built yet: the run then stops with exit status 2.
-    #[arg(long, value_enum, help_heading = "Target")]
-    pub target: Option<Target>,
+    /// Where to send the messages.
+    #[arg(long, value_enum, default_value_t = Target::Local, help_heading = "Target")]
+    pub target: Target,
+
+    /// The embedded stack of `--target local`.
+    #[command(flatten)]
+    pub local: LocalArgs,
 
     /// Kinesis stream name (or ARN) to put the records into. Required with --target kinesis.
     /// Region, credentials and endpoint come from the standard AWS configuration and
@@ -162,6 +172,58 @@ pub struct Cli {
     pub summary_json: Option<PathBuf>,
 }
 
+/// The embedded stack's settings when the simulator starts it (`--target local`); the race's own
+/// settings (`--seconds`, `--window-seconds`, `--shards`) configure it too. `alleycat-local
+/// --help` documents the stack's other knobs.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LocalArgs {
+    /// Directory of the stack's state; it survives the run, so races accumulate (leaderboard,
+    /// history).
+    #[arg(long, default_value = "alleycat-data", help_heading = "Embedded stack")]
+    pub data_dir: PathBuf,
+
+    /// Delete the data directory first.
+    #[arg(long, help_heading = "Embedded stack")]
+    pub reset: bool,
+
+    /// HTTP port of the frontend and the API.
+    #[arg(long, default_value_t = 8080, help_heading = "Embedded stack")]
+    pub http_port: u16,
+
+    /// MQTT (TCP) port of the broker.
+    #[arg(long, default_value_t = 1883, help_heading = "Embedded stack")]
+    pub mqtt_port: u16,
+
+    /// MQTT over WebSocket port, for browsers.
+    #[arg(long, default_value_t = 9001, help_heading = "Embedded stack")]
+    pub ws_port: u16,
+
+    /// Firehose buffer interval in seconds (how soon the all-time history follows the race).
+    #[arg(long, default_value_t = 10, help_heading = "Embedded stack")]
+    pub firehose_interval_seconds: u64,
+
+    /// Stop the stack once the race is processed, instead of serving the browser until Ctrl-C.
+    #[arg(long, help_heading = "Embedded stack")]
+    pub exit_when_done: bool,
+}
+
+impl Cli {
+    /// The embedded stack's configuration for this race.
+    pub fn stack_config(&self) -> alleycat_local::StackConfig {
+        let mut args = alleycat_local::config::StackArgs::default();
+        args.data_dir.clone_from(&self.local.data_dir);
+        args.reset = self.local.reset;
+        args.http_port = self.local.http_port;
+        args.mqtt_port = self.local.mqtt_port;
+        args.ws_port = self.local.ws_port;
+        args.firehose_interval_seconds = self.local.firehose_interval_seconds;
+        args.shards = self.shards;
+        args.race_seconds = self.seconds;
+        args.window_seconds = self.window_seconds;
+        args.config()
+    }
+}
+
 fn parse_speed(value: &str) -> Result<f64, String> {
     let speed: f64 = value
         .parse()
@@ -192,7 +254,7 @@ impl Cli {
                 self.first_racer_id, self.racers
             )));
         }
-        if self.target == Some(Target::Stdout)
+        if self.target == Target::Stdout
             && self.summary_json.as_deref() == Some(std::path::Path::new("-"))
         {
             return Err(UsageError(
@@ -248,13 +310,6 @@ impl Cli {
         usize::from(self.batch_size).min(MAX_REQUEST_RECORDS)
     }
 }
-
-/// The message printed (exit status 2) when no `--target` is given.
-pub const NO_EMBEDDED_STACK: &str = "\
-error: the default target, the embedded stack in-process, is not built yet (crate \
-alleycat-local, issue #6).
-Pass a target: --target stdout | --target kinesis --stream-name NAME | --target mqtt --url mqtt://HOST:PORT
-See --help.";
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,6 @@
 //! Alleycat's race simulator: rides one race for up to 1,000 seeded racers and sends their
-//! messages (DESIGN section 2) to Kinesis, an MQTT broker or standard output.
+//! messages (DESIGN section 2) through the embedded stack in-process, or to Kinesis, an MQTT broker
+//! or standard output.
 //!
 //! - [`race`]: the race, generated one simulated second at a time as NDJSON, from a
 //!   [`RacePlan`] alone (pure and deterministic), with [`racer`] (who each racer is, how they
@@ -11,10 +12,12 @@
 //!   fakes all drive it;
 //! - [`run`]: the runner that hands each slice of each second to a sink at its moment;
 //! - [`stats`], [`progress`]: counters, latency percentiles, the progress bar and the summary;
+//! - [`local`]: the default target, the embedded stack started in-process;
 //! - [`cli`], [`app`]: the command line.
 
 pub mod app;
 pub mod cli;
+pub mod local;
 pub mod names;
 pub mod pacing;
 pub mod progress;

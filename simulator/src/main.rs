@@ -4,16 +4,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use simulator::cli::{Cli, NO_EMBEDDED_STACK};
+use simulator::cli::Cli;
 use simulator::stats::{EXIT_FATAL, EXIT_USAGE};
 use simulator::{Stop, app};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(target) = cli.target else {
-        eprintln!("{NO_EMBEDDED_STACK}");
-        return ExitCode::from(EXIT_USAGE);
-    };
     if let Err(error) = cli.check() {
         eprintln!("error: {error}\n\nFor more information, try '--help'.");
         return ExitCode::from(EXIT_USAGE);
@@ -28,8 +24,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FATAL);
         }
     };
-    let summary = runtime.block_on(async {
-        let stop = Arc::new(Stop::default());
+    let stop = Arc::new(Stop::default());
+    let run = runtime.block_on(async {
         // First Ctrl-C: stop riding, deliver what was generated, sum up. Second: quit at once.
         let on_signal = Arc::clone(&stop);
         tokio::spawn(async move {
@@ -41,8 +37,9 @@ fn main() -> ExitCode {
                 }
             }
         });
-        app::execute(&cli, target, &stop).await
+        app::execute(&cli, &stop).await
     });
+    let summary = run.summary;
     if cli.quiet {
         if let Some(error) = &summary.error {
             eprintln!("error: {error}");
@@ -55,6 +52,9 @@ fn main() -> ExitCode {
     {
         eprintln!("error: writing {}: {error}", path.display());
         return ExitCode::from(EXIT_FATAL);
+    }
+    if let Some(stack) = run.stack {
+        runtime.block_on(simulator::local::linger(&cli, stack, &stop));
     }
     // Leave the runtime without waiting for tasks still parked (a stalled connection).
     runtime.shutdown_background();

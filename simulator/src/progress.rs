@@ -15,6 +15,7 @@ use crate::stats::Stats;
 pub struct Progress {
     bar: ProgressBar,
     task: JoinHandle<()>,
+    quiet: bool,
 }
 
 impl Progress {
@@ -58,7 +59,27 @@ impl Progress {
                 }
             })
         };
-        Self { bar, task }
+        Self { bar, task, quiet }
+    }
+
+    /// Prints a line above the bar (or on stderr when it is hidden, unless quiet).
+    pub fn println(&self, line: impl AsRef<str>) {
+        (self.printer())(line.as_ref().to_owned());
+    }
+
+    /// A printer for other tasks: lines above the bar, or plain stderr lines when it is hidden
+    /// because stderr is not a terminal; nothing when quiet.
+    pub fn printer(&self) -> impl Fn(String) + Send + Sync + 'static {
+        let bar = self.bar.clone();
+        let quiet = self.quiet;
+        move |line| {
+            if quiet {
+            } else if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
     }
 
     /// Stops refreshing and clears the bar.

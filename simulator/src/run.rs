@@ -34,6 +34,15 @@ impl Stop {
         self.stopped.load(Ordering::SeqCst)
     }
 
+    /// Waits for a stop.
+    pub async fn wait(&self) {
+        let notified = self.notify.notified();
+        if self.is_stopped() {
+            return;
+        }
+        notified.await;
+    }
+
     /// Sleeps until `deadline`; `false` if a stop came first.
     async fn sleep_until(&self, deadline: Instant) -> bool {
         let notified = self.notify.notified();

@@ -285,10 +285,6 @@ fn argument_errors_are_clear() {
             &["--target", "stdout", "--start-ms", "1620051628"],
             "--start-ms",
         ),
-        (
-            &["--racers", "10"],
-            "embedded stack in-process, is not built yet",
-        ),
     ];
     for (args, message) in cases {
         let output = refused(args);
@@ -329,6 +325,11 @@ fn help_explains_every_flag() {
         "--seed",
         "--start-ms",
         "--speed",
+        "--data-dir",
+        "--http-port",
+        "--mqtt-port",
+        "--ws-port",
+        "--exit-when-done",
         "--quiet",
         "--summary-json",
         "Exit status",

@@ -96,7 +96,11 @@ impl Db {
 /// Records, inside `tx`, that `consumer` has processed everything up to `position`: committed
 /// together with whatever else `tx` writes (a delivery notification, say), so a crash never
 /// leaves one without the other.
-pub fn set_checkpoint(tx: &Transaction<'_>, consumer: &str, position: &str) -> rusqlite::Result<()> {
+pub fn set_checkpoint(
+    tx: &Transaction<'_>,
+    consumer: &str,
+    position: &str,
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO checkpoints (consumer, position) VALUES (?1, ?2)
          ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",

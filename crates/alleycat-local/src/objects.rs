@@ -8,7 +8,7 @@
 //! re-merges. Presigned URLs point at the stack's HTTP server and carry an expiry and an
 //! HMAC-SHA256 signature with a key made at start, which the server checks.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -77,13 +77,12 @@ impl LocalBucket {
 
     /// The file of `key`; `None` for a key that would leave the bucket or name its internals.
     pub fn path(&self, key: &str) -> Option<PathBuf> {
-        let relative = Path::new(key);
-        let plain = !key.is_empty()
-            && !key.starts_with('.')
-            && relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(part) if !part.is_empty()));
-        plain.then(|| self.root.join(relative))
+        // Every segment a plain name: no empty ones (`a//b`, a leading `/`), no `.` or `..`, no
+        // hidden names (the bucket's own `.tmp`), no backslashes a file system could split on.
+        let plain = key.split('/').all(|segment| {
+            !segment.is_empty() && !segment.starts_with('.') && !segment.contains('\\')
+        });
+        plain.then(|| self.root.join(key))
     }
 
     fn invalid_key(key: &str) -> PortError {
@@ -241,10 +240,17 @@ mod tests {
             Err(PortError::Conflict)
         );
         let second = bucket
-            .write("class-3.json.gz", b"two", Some(&PutCondition::IfMatch(first)))
+            .write(
+                "class-3.json.gz",
+                b"two",
+                Some(&PutCondition::IfMatch(first)),
+            )
             .unwrap();
         let object = bucket.read("class-3.json.gz").unwrap().unwrap();
-        assert_eq!((object.bytes.as_slice(), object.etag), (&b"two"[..], second));
+        assert_eq!(
+            (object.bytes.as_slice(), object.etag),
+            (&b"two"[..], second)
+        );
     }
 
     #[test]
@@ -279,6 +285,10 @@ mod tests {
         assert!(bucket.verify("class-3.json.gz", expires, signature));
         assert!(!bucket.verify("class-4.json.gz", expires, signature));
         assert!(!bucket.verify("class-3.json.gz", expires + 1, signature));
-        assert!(!bucket.verify("class-3.json.gz", now_secs() - 1, &bucket.signature("class-3.json.gz", now_secs() - 1)));
+        assert!(!bucket.verify(
+            "class-3.json.gz",
+            now_secs() - 1,
+            &bucket.signature("class-3.json.gz", now_secs() - 1)
+        ));
     }
 }

@@ -253,7 +253,9 @@ impl LocalStream {
     /// The last sequence number of `shard`, if it holds any record.
     pub fn last_sequence(&self, shard: u32) -> Option<u64> {
         let next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        next.get(shard as usize).and_then(|n| n.checked_sub(1)).filter(|n| *n > 0)
+        next.get(shard as usize)
+            .and_then(|n| n.checked_sub(1))
+            .filter(|n| *n > 0)
     }
 
     /// Resolves at the next append (register before reading, then await, to miss none).
@@ -275,7 +277,7 @@ impl LocalStream {
     }
 
     /// How many records the stream holds (for the stack's status and tests).
-    pub fn len(&self) -> Result<u64, LocalError> {
+    pub fn count(&self) -> Result<u64, LocalError> {
         self.db
             .call(|conn| {
                 conn.query_row(

@@ -42,7 +42,6 @@ pub const METRICS: [&str; 7] = [
 /// How many malformed images an invocation logs one by one; the rest are only counted.
 const MAX_LOGGED_MALFORMED: u64 = 20;
 
-
 /// Why the publisher cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,4 +1,4 @@
-//! Where the messages go: a small [`Sink`] trait and its three targets.
+//! Where the messages go: a small [`Sink`] trait and its four targets.
 
 use std::future::Future;
 use std::ops::Range;
@@ -6,10 +6,12 @@ use std::ops::Range;
 use crate::race::Batch;
 
 pub mod kinesis;
+pub mod local;
 pub mod mqtt;
 pub mod stdout;
 
 pub use kinesis::{KinesisPort, KinesisSink, KinesisSinkConfig, SdkKinesis};
+pub use local::LocalSink;
 pub use mqtt::{MqttSink, MqttSinkConfig};
 pub use stdout::WriteSink;
 

@@ -1,0 +1,82 @@
+//! `alleycat-local`: the whole application in one process. See `alleycat-local --help`.
+
+use std::process::ExitCode;
+
+use alleycat_local::Stack;
+use alleycat_local::config::StackArgs;
+use clap::Parser;
+
+const ABOUT: &str = "Runs the whole Alleycat application in one process, with no AWS account: \
+                     an MQTT broker, the stream, the table, the buckets and the six functions, \
+                     with the frontend and the API on one HTTP port.";
+
+const AFTER_HELP: &str = "\
+Ride a race through it from another terminal:
+  cargo run -p simulator -- --target mqtt --url mqtt://127.0.0.1:1883 --racers 100
+  AWS_ENDPOINT_URL=http://127.0.0.1:8080 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
+    AWS_REGION=local cargo run -p simulator -- --target kinesis --stream-name alleycat
+Or let the simulator start the stack itself: cargo run -p simulator -- --racers 1000
+
+Logs go to stderr (RUST_LOG overrides --log). Ctrl-C stops gracefully: pollers finish and
+checkpoint, Firehose delivers its buffer. Exit status: 0 stopped; 1 could not start or failed.";
+
+/// The command line.
+#[derive(Parser)]
+#[command(name = "alleycat-local", version, about = ABOUT, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    stack: StackArgs,
+
+    /// Log filter (tracing's env-filter syntax), e.g. `info` or `alleycat_local=debug`.
+    #[arg(long, default_value = "info,rumqttd=off", help_heading = "Output")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = cli.stack.config();
+    runtime.block_on(async move {
+        let mut stack = match Stack::start(config.clone()).await {
+            Ok(stack) => stack,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("Alleycat is running: open {}", stack.url());
+        println!("  API        {}", stack.api_url());
+        println!("  MQTT       mqtt://{}", stack.mqtt_addr());
+        println!("  WebSocket  {}", stack.websocket_url());
+        println!("  Kinesis    {} (stream alleycat)", stack.url());
+        println!("  data       {}", config.data_dir.display());
+        if config.frontend.is_none() {
+            println!("  (frontend not built: npm ci && npm run build in frontend/)");
+        }
+        println!("Ctrl-C to stop.");
+        let code = tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("stopping: finishing invocations, delivering the Firehose buffer");
+                ExitCode::SUCCESS
+            }
+            error = stack.failed() => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+        stack.shutdown().await;
+        code
+    })
+}

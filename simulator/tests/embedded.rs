@@ -1,0 +1,457 @@
+//! The default target end to end: the simulator rides 1,000 racers through the embedded stack
+//! (in-process, as `cargo run -p simulator` does), and every view the stack computed — race
+//! standings, finals, the class leaderboard, racer bests and traces, the top-K history object and
+//! the live standings on MQTT — is compared with an oracle recomputed here, independently and
+//! plainly, from the stdout dump of the same race.
+//!
+//! A second test publishes bad input to the broker, as a broken bike would, and checks that it is
+//! counted as rejected and changes nothing else.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alleycat_aws::moto::http_get;
+use alleycat_domain::views::{PUBLISH_TOPIC, subscribe_topic};
+use alleycat_local::Stack;
+use alleycat_local::config::StackArgs;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Value;
+use simulator::sink::LocalSink;
+use simulator::{Race, RacePlan, Stats, Stop, run};
+
+const CLASS: u8 = 2;
+const SECONDS: u16 = 20;
+const RACERS: u32 = 1000;
+const TOP_K: usize = 100;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+async fn start_stack(dir: &std::path::Path) -> Arc<Stack> {
+    let args = StackArgs {
+        data_dir: dir.join("data"),
+        http_port: free_port(),
+        mqtt_port: free_port(),
+        ws_port: free_port(),
+        race_seconds: SECONDS,
+        firehose_interval_seconds: 1,
+        leaderboard_batching_window_ms: 100,
+        ..StackArgs::default()
+    };
+    Arc::new(Stack::start(args.config()).await.expect("the stack starts"))
+}
+
+/// Subscribes to a class's realtime topic; returns every message received.
+async fn subscribe(stack: &Stack, topic: String) -> Arc<Mutex<Vec<Value>>> {
+    let addr = stack.mqtt_addr();
+    let mut options = MqttOptions::new(
+        format!("watcher-{}", fastrand::u32(..)),
+        addr.ip().to_string(),
+        addr.port(),
+    );
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut events) = AsyncClient::new(options, 100);
+    client.subscribe(topic, QoS::AtMostOnce).await.unwrap();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&received);
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _client = client;
+        let mut subscribed_tx = Some(subscribed_tx);
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(publish)) => {
+                    sink.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&publish.payload).unwrap());
+                }
+                _ => {}
+            }
+        }
+    });
+    subscribed.await.expect("subscribed");
+    received
+}
+
+/// Everything the stack should have computed, recomputed from the dump with plain code.
+#[derive(Default)]
+struct Oracle {
+    /// Racer → best output of the race.
+    standings: BTreeMap<u64, f64>,
+    /// Racer → (name, final output, finishedAt).
+    finals: BTreeMap<u64, (String, f64, u64)>,
+    /// Racer → output at each second (index second - 1).
+    seconds: BTreeMap<u64, Vec<Option<f64>>>,
+}
+
+fn output(message: &Value) -> f64 {
+    let cadence = message["cadence"].as_f64().unwrap();
+    let resistance = message["resistance"].as_f64().unwrap();
+    ((cadence + 35.0) * (resistance + 65.0) / 100.0 * 10_000.0).round() / 10_000.0
+}
+
+impl Oracle {
+    fn of(dump: &[Vec<u8>]) -> Self {
+        let mut oracle = Self::default();
+        for line in dump {
+            let message: Value = serde_json::from_slice(line).unwrap();
+            let racer = message["racerId"].as_u64().unwrap();
+            let second = usize::try_from(message["second"].as_u64().unwrap()).unwrap();
+            let out = output(&message);
+            let best = oracle.standings.entry(racer).or_insert(0.0);
+            *best = best.max(out);
+            let seconds = oracle
+                .seconds
+                .entry(racer)
+                .or_insert_with(|| vec![None; SECONDS as usize]);
+            seconds[second - 1] = Some(seconds[second - 1].map_or(out, |o: f64| o.max(out)));
+            if message["event"] == "final" {
+                oracle.finals.insert(
+                    racer,
+                    (
+                        message["name"].as_str().unwrap().to_owned(),
+                        out,
+                        message["deviceTimestamp"].as_u64().unwrap(),
+                    ),
+                );
+            }
+        }
+        oracle
+    }
+
+    /// The class history's top K at each second: best first, ties by racer id.
+    fn top_k(&self, second: usize) -> Vec<(u64, f64)> {
+        let mut ranked: Vec<(u64, f64)> = self
+            .seconds
+            .iter()
+            .filter_map(|(racer, seconds)| seconds[second - 1].map(|o| (*racer, o)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(TOP_K);
+        ranked
+    }
+
+    /// The leaderboard after one race: racers by final output, best first; equal bests in
+    /// record order (who finished first, by device time), then by name and racer id.
+    fn leaderboard(&self) -> Vec<(u64, f64)> {
+        let mut rows: Vec<(&u64, &(String, f64, u64))> = self.finals.iter().collect();
+        rows.sort_by(|(ra, a), (rb, b)| {
+            b.1.total_cmp(&a.1)
+                .then(a.2.cmp(&b.2))
+                .then(a.0.cmp(&b.0))
+                .then(ra.cmp(rb))
+        });
+        rows.into_iter().take(100).map(|(r, f)| (*r, f.1)).collect()
+    }
+}
+
+fn get(url: &str) -> Value {
+    let (status, body) = http_get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    assert_eq!(status, 200, "GET {url}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn series(value: &Value) -> Vec<Option<f64>> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::as_f64)
+        .collect()
+}
+
+/// Compares every view the API serves (and the history object) with the oracle.
+fn assert_views(api: &str, race_id: u64, oracle: &Oracle) {
+    // Race standings.
+    let view = get(&format!("{api}/races/{race_id}?classId={CLASS}"));
+    let standings: BTreeMap<u64, f64> = view["standings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["racerId"].as_u64().unwrap(),
+                row["output"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(standings, oracle.standings, "race standings");
+    // Finals.
+    let view = get(&format!("{api}/races/{race_id}/finals?classId={CLASS}"));
+    let finals: BTreeMap<u64, (String, f64, u64)> = view["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["racerId"].as_u64().unwrap(),
+                (
+                    row["name"].as_str().unwrap().to_owned(),
+                    row["output"].as_f64().unwrap(),
+                    row["finishedAt"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(finals, oracle.finals, "finals");
+    // Leaderboard, best first.
+    let view = get(&format!("{api}/leaderboard?classId={CLASS}&limit=100"));
+    let rows: Vec<(u64, f64)> = view["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            assert_eq!(row["raceId"].as_u64(), Some(race_id));
+            (
+                row["racerId"].as_u64().unwrap(),
+                row["best"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, oracle.leaderboard(), "leaderboard");
+    // Every racer's bests and trace.
+    for (racer, seconds) in &oracle.seconds {
+        let bests = get(&format!("{api}/racers/{racer}/bests?classId={CLASS}"));
+        assert_eq!(
+            series(&bests["seconds"]),
+            *seconds,
+            "bests of racer {racer}"
+        );
+        let trace = get(&format!(
+            "{api}/racers/{racer}/races/{race_id}?classId={CLASS}"
+        ));
+        assert_eq!(
+            series(&trace["seconds"]),
+            *seconds,
+            "trace of racer {racer}"
+        );
+    }
+    // The history object, through its presigned URL.
+    let link = get(&format!("{api}/history/{CLASS}"));
+    let url = link["url"].as_str().unwrap();
+    let (status, gzip) = http_get(url).unwrap();
+    assert_eq!(status, 200, "GET {url}");
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&gzip[..])
+        .read_to_end(&mut json)
+        .unwrap();
+    let history: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(history["classId"], CLASS);
+    assert_eq!(history["topK"], TOP_K);
+    for second in 1..=usize::from(SECONDS) {
+        let mut got: Vec<(u64, f64)> = history["seconds"][second.to_string()]
+            .as_object()
+            .unwrap_or_else(|| panic!("second {second} is missing"))
+            .iter()
+            .map(|(racer, output)| (racer.parse().unwrap(), output.as_f64().unwrap()))
+            .collect();
+        got.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(got, oracle.top_k(second), "top {TOP_K} at second {second}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start_stack(dir.path()).await;
+    let live = subscribe(&stack, subscribe_topic(CLASS)).await;
+    let plan = RacePlan {
+        seed: 11,
+        class_id: CLASS,
+        racers: RACERS,
+        first_racer_id: 1,
+        seconds: SECONDS,
+        window_seconds: 300,
+        start_ms: alleycat_local::now_ms(),
+        start_offset_spread: 0,
+    };
+    let dump = common::oracle(&plan);
+    assert_eq!(dump.len(), (RACERS * u32::from(SECONDS)) as usize);
+
+    let mut race = Race::new(&plan);
+    let stats = Arc::new(Stats::default());
+    let keys = (0..RACERS)
+        .map(|racer| Arc::clone(race.partition_key(racer)))
+        .collect();
+    let sink = LocalSink::new(Arc::clone(&stack), keys, Arc::clone(&stats));
+    run(&mut race, sink, &stats, 20.0, &Stop::default())
+        .await
+        .expect("the race is delivered");
+    assert_eq!(Stats::get(&stats.sent), dump.len() as u64);
+    assert!(
+        stack.wait_idle(Duration::from_secs(120)).await,
+        "the stack did not catch up: {:?}",
+        stack.status()
+    );
+    let status = stack.status();
+    assert!(status.on_failure.is_empty(), "{:?}", status.on_failure);
+    assert_eq!(
+        stack.invocations().counter("race-aggregator", "RecordsIn"),
+        dump.len() as u64
+    );
+    assert_eq!(
+        stack.invocations().counter("race-aggregator", "Rejected"),
+        0
+    );
+
+    let oracle = Oracle::of(&dump);
+    let api = stack.api_url();
+    let race_id = plan.race_id();
+    let expected_live = oracle.standings.clone();
+    tokio::task::spawn_blocking(move || assert_views(&api, race_id, &oracle))
+        .await
+        .expect("every view matches the oracle");
+
+    // The live standings converge to the race's results.
+    let last = live
+        .lock()
+        .unwrap()
+        .iter()
+        .rfind(|m| m["raceId"].as_u64() == Some(race_id))
+        .cloned()
+        .expect("standings were published on MQTT");
+    assert_eq!(last["classId"], CLASS);
+    assert_eq!(last["msg"], "results");
+    let results: BTreeMap<u64, f64> = last["results"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(racer, output)| (racer.parse().unwrap(), output.as_f64().unwrap()))
+        .collect();
+    assert_eq!(results, expected_live, "the last realtime message");
+    Arc::try_unwrap(stack)
+        .ok()
+        .expect("one owner")
+        .shutdown()
+        .await;
+}
+
+/// Bad messages of every kind, and two good ones (racer 1, seconds 1 and the final).
+fn payloads(now: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let race_id = now / 300_000;
+    let good = |racer: u32, second: u16| {
+        serde_json::json!({
+            "event": if second == SECONDS { "final" } else { "update" },
+            "deviceTimestamp": now, "second": second, "raceId": race_id, "name": "Good",
+            "racerId": racer, "classId": CLASS, "cadence": 80.0, "resistance": 50.0
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let mut wrong_types: Value = serde_json::from_slice(&good(2, 3)).unwrap();
+    wrong_types["cadence"] = Value::from("fast");
+    let mut out_of_range: Value = serde_json::from_slice(&good(3, 3)).unwrap();
+    out_of_range["resistance"] = Value::from(400);
+    let mut huge: Value = serde_json::from_slice(&good(4, 3)).unwrap();
+    huge["name"] = Value::from("x".repeat(100 * 1024));
+    let bad: Vec<Vec<u8>> = vec![
+        vec![0xff, 0x00, 0x13, 0x37],
+        b"{\"racerId\": ".to_vec(),
+        wrong_types.to_string().into_bytes(),
+        out_of_range.to_string().into_bytes(),
+        huge.to_string().into_bytes(),
+        b"[1,2,3]".to_vec(),
+    ];
+    (bad, vec![good(1, 1), good(1, SECONDS)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_the_broker_is_rejected_and_changes_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start_stack(dir.path()).await;
+    let addr = stack.mqtt_addr();
+    let mut options = MqttOptions::new("broken-bike", addr.ip().to_string(), addr.port());
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut events) = AsyncClient::new(options, 100);
+    let acks = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < 8 {
+            if let Ok(Event::Incoming(Packet::PubAck(_))) = events.poll().await {
+                acks += 1;
+            }
+        }
+    });
+    let now = alleycat_local::now_ms();
+    let race_id = now / 300_000;
+    let (bad, good) = payloads(now);
+    let payloads: Vec<Vec<u8>> = bad.iter().cloned().chain(good).collect();
+    for payload in payloads {
+        client
+            .publish(PUBLISH_TOPIC, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), acks)
+        .await
+        .expect("the broker acknowledged every publish")
+        .unwrap();
+    // Wait until the ingest rule has appended all eight, then until everything is processed.
+    for _ in 0..200 {
+        if stack.status().stream_records == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.status().stream_records, 8);
+    assert!(
+        stack.wait_idle(Duration::from_secs(60)).await,
+        "{:?}",
+        stack.status()
+    );
+
+    let invocations = stack.invocations();
+    assert_eq!(invocations.counter("race-aggregator", "RecordsIn"), 8);
+    assert_eq!(
+        invocations.counter("race-aggregator", "Rejected"),
+        bad.len() as u64
+    );
+    assert_eq!(invocations.counter("transformer", "RecordsIn"), 8);
+    assert_eq!(
+        invocations.counter("firehose", "ProcessingFailed"),
+        bad.len() as u64
+    );
+    assert!(stack.status().on_failure.is_empty());
+    assert_eq!(stack.delivery().keys("processing-failed/").len(), 1);
+
+    // Only the good racer is anywhere.
+    let api = stack.api_url();
+    tokio::task::spawn_blocking(move || {
+        let view = get(&format!("{api}/races/{race_id}?classId={CLASS}"));
+        let racers: Vec<u64> = view["standings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["racerId"].as_u64().unwrap())
+            .collect();
+        assert_eq!(racers, [1]);
+        assert_eq!(view["standings"][0]["output"].as_f64(), Some(132.25));
+        let board = get(&format!("{api}/leaderboard?classId={CLASS}"));
+        assert_eq!(board["entries"].as_array().unwrap().len(), 1);
+        for racer in [2, 3, 4] {
+            let (status, _) =
+                http_get(&format!("{api}/racers/{racer}/bests?classId={CLASS}")).unwrap();
+            assert_eq!(status, 404, "racer {racer} has no bests");
+        }
+    })
+    .await
+    .unwrap();
+    Arc::try_unwrap(stack)
+        .ok()
+        .expect("one owner")
+        .shutdown()
+        .await;
+}
