@@ -10,15 +10,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alleycat_aws::moto::http_get;
 use alleycat_domain::views::{PUBLISH_TOPIC, subscribe_topic};
 use alleycat_local::Stack;
 use alleycat_local::config::StackArgs;
+use alleycat_local::testing::{Oracle, assert_views, free_port, get, http_get};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use simulator::sink::LocalSink;
@@ -28,13 +26,6 @@ const CLASS: u8 = 2;
 const SECONDS: u16 = 20;
 const RACERS: u32 = 1000;
 const TOP_K: usize = 100;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
 
 async fn start_stack(dir: &std::path::Path) -> Arc<Stack> {
     let args = StackArgs {
@@ -87,183 +78,6 @@ async fn subscribe(stack: &Stack, topic: String) -> Arc<Mutex<Vec<Value>>> {
     received
 }
 
-/// Everything the stack should have computed, recomputed from the dump with plain code.
-#[derive(Default)]
-struct Oracle {
-    /// Racer → best output of the race.
-    standings: BTreeMap<u64, f64>,
-    /// Racer → (name, final output, finishedAt).
-    finals: BTreeMap<u64, (String, f64, u64)>,
-    /// Racer → output at each second (index second - 1).
-    seconds: BTreeMap<u64, Vec<Option<f64>>>,
-}
-
-fn output(message: &Value) -> f64 {
-    let cadence = message["cadence"].as_f64().unwrap();
-    let resistance = message["resistance"].as_f64().unwrap();
-    ((cadence + 35.0) * (resistance + 65.0) / 100.0 * 10_000.0).round() / 10_000.0
-}
-
-impl Oracle {
-    fn of(dump: &[Vec<u8>]) -> Self {
-        let mut oracle = Self::default();
-        for line in dump {
-            let message: Value = serde_json::from_slice(line).unwrap();
-            let racer = message["racerId"].as_u64().unwrap();
-            let second = usize::try_from(message["second"].as_u64().unwrap()).unwrap();
-            let out = output(&message);
-            let best = oracle.standings.entry(racer).or_insert(0.0);
-            *best = best.max(out);
-            let seconds = oracle
-                .seconds
-                .entry(racer)
-                .or_insert_with(|| vec![None; SECONDS as usize]);
-            seconds[second - 1] = Some(seconds[second - 1].map_or(out, |o: f64| o.max(out)));
-            if message["event"] == "final" {
-                oracle.finals.insert(
-                    racer,
-                    (
-                        message["name"].as_str().unwrap().to_owned(),
-                        out,
-                        message["deviceTimestamp"].as_u64().unwrap(),
-                    ),
-                );
-            }
-        }
-        oracle
-    }
-
-    /// The class history's top K at each second: best first, ties by racer id.
-    fn top_k(&self, second: usize) -> Vec<(u64, f64)> {
-        let mut ranked: Vec<(u64, f64)> = self
-            .seconds
-            .iter()
-            .filter_map(|(racer, seconds)| seconds[second - 1].map(|o| (*racer, o)))
-            .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.truncate(TOP_K);
-        ranked
-    }
-
-    /// The leaderboard after one race: racers by final output, best first; equal bests in
-    /// record order (who finished first, by device time), then by name and racer id.
-    fn leaderboard(&self) -> Vec<(u64, f64)> {
-        let mut rows: Vec<(&u64, &(String, f64, u64))> = self.finals.iter().collect();
-        rows.sort_by(|(ra, a), (rb, b)| {
-            b.1.total_cmp(&a.1)
-                .then(a.2.cmp(&b.2))
-                .then(a.0.cmp(&b.0))
-                .then(ra.cmp(rb))
-        });
-        rows.into_iter().take(100).map(|(r, f)| (*r, f.1)).collect()
-    }
-}
-
-fn get(url: &str) -> Value {
-    let (status, body) = http_get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert_eq!(status, 200, "GET {url}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn series(value: &Value) -> Vec<Option<f64>> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(Value::as_f64)
-        .collect()
-}
-
-/// Compares every view the API serves (and the history object) with the oracle.
-fn assert_views(api: &str, race_id: u64, oracle: &Oracle) {
-    // Race standings.
-    let view = get(&format!("{api}/races/{race_id}?classId={CLASS}"));
-    let standings: BTreeMap<u64, f64> = view["standings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row["racerId"].as_u64().unwrap(),
-                row["output"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(standings, oracle.standings, "race standings");
-    // Finals.
-    let view = get(&format!("{api}/races/{race_id}/finals?classId={CLASS}"));
-    let finals: BTreeMap<u64, (String, f64, u64)> = view["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row["racerId"].as_u64().unwrap(),
-                (
-                    row["name"].as_str().unwrap().to_owned(),
-                    row["output"].as_f64().unwrap(),
-                    row["finishedAt"].as_u64().unwrap(),
-                ),
-            )
-        })
-        .collect();
-    assert_eq!(finals, oracle.finals, "finals");
-    // Leaderboard, best first.
-    let view = get(&format!("{api}/leaderboard?classId={CLASS}&limit=100"));
-    let rows: Vec<(u64, f64)> = view["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| {
-            assert_eq!(row["raceId"].as_u64(), Some(race_id));
-            (
-                row["racerId"].as_u64().unwrap(),
-                row["best"].as_f64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(rows, oracle.leaderboard(), "leaderboard");
-    // Every racer's bests and trace.
-    for (racer, seconds) in &oracle.seconds {
-        let bests = get(&format!("{api}/racers/{racer}/bests?classId={CLASS}"));
-        assert_eq!(
-            series(&bests["seconds"]),
-            *seconds,
-            "bests of racer {racer}"
-        );
-        let trace = get(&format!(
-            "{api}/racers/{racer}/races/{race_id}?classId={CLASS}"
-        ));
-        assert_eq!(
-            series(&trace["seconds"]),
-            *seconds,
-            "trace of racer {racer}"
-        );
-    }
-    // The history object, through its presigned URL.
-    let link = get(&format!("{api}/history/{CLASS}"));
-    let url = link["url"].as_str().unwrap();
-    let (status, gzip) = http_get(url).unwrap();
-    assert_eq!(status, 200, "GET {url}");
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(&gzip[..])
-        .read_to_end(&mut json)
-        .unwrap();
-    let history: Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(history["classId"], CLASS);
-    assert_eq!(history["topK"], TOP_K);
-    for second in 1..=usize::from(SECONDS) {
-        let mut got: Vec<(u64, f64)> = history["seconds"][second.to_string()]
-            .as_object()
-            .unwrap_or_else(|| panic!("second {second} is missing"))
-            .iter()
-            .map(|(racer, output)| (racer.parse().unwrap(), output.as_f64().unwrap()))
-            .collect();
-        got.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        assert_eq!(got, oracle.top_k(second), "top {TOP_K} at second {second}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -308,11 +122,11 @@ async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
         0
     );
 
-    let oracle = Oracle::of(&dump);
+    let oracle = Oracle::of(&dump, SECONDS, TOP_K);
     let api = stack.api_url();
     let race_id = plan.race_id();
     let expected_live = oracle.standings.clone();
-    tokio::task::spawn_blocking(move || assert_views(&api, race_id, &oracle))
+    tokio::task::spawn_blocking(move || assert_views(&api, &oracle))
         .await
         .expect("every view matches the oracle");
 

@@ -25,6 +25,8 @@ pub mod sources;
 pub mod stack;
 pub mod stream;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::StackConfig;
 pub use error::LocalError;

@@ -45,6 +45,8 @@ pub const STREAM_NAME: &str = "alleycat";
 pub const DELIVERY_BUCKET: &str = "alleycat-delivery";
 /// The history bucket.
 pub const HISTORY_BUCKET: &str = "alleycat-history";
+/// How long [`Stack::shutdown`] waits for the parts to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The leaderboard writer's filter: only `final` events (as in `template.yaml`).
 pub const FINALS_FILTER: &str = r#"{"data": {"event": ["final"]}}"#;
 /// The publisher's filter: only inserted or modified standings (as in `template.yaml`).
@@ -368,11 +370,17 @@ impl Stack {
     }
 
     /// Stops gracefully: every poller finishes its invocation in flight and checkpoints,
-    /// Firehose delivers its buffer, the HTTP server finishes its requests.
+    /// Firehose delivers its buffer, the HTTP server finishes its requests. Gives up waiting
+    /// after [`SHUTDOWN_GRACE`] (a browser holding a connection open, say): everything durable
+    /// is already committed, so what is cut short is only redone at the next start.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        let tasks = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(SHUTDOWN_GRACE, tasks).await.is_err() {
+            tracing::warn!(
+                "parts of the stack did not stop within {} s; leaving them",
+                SHUTDOWN_GRACE.as_secs()
+            );
         }
     }
 }
