@@ -260,7 +260,7 @@ fn argument_errors_are_clear() {
         (&["--target", "stdout", "--seconds", "0"], "--seconds"),
         (
             &["--target", "carrier-pigeon"],
-            "possible values: stdout, kinesis, mqtt",
+            "possible values: local, stdout, kinesis, mqtt",
         ),
         (
             &["--target", "stdout", "--summary-json", "-"],
