@@ -18,7 +18,7 @@ use crate::sink::kinesis::ensure_stream;
 use crate::sink::{
     Fatal, KinesisSink, KinesisSinkConfig, MqttSink, MqttSinkConfig, SdkKinesis, WriteSink,
 };
-use crate::stats::{Stats, Summary};
+use crate::stats::{Cost, Stats, Summary};
 
 /// Milliseconds since the epoch, now.
 pub fn now_ms() -> u64 {
@@ -93,7 +93,13 @@ pub async fn execute(cli: &Cli, stop: &Stop) -> Run {
             class_id: plan.class_id,
             race_id: plan.race_id(),
         };
-        local::settle(cli, stack, key).await;
+        if let Some(bill) = local::settle(cli, stack, key).await {
+            summary.cost = Some(Cost {
+                region: bill.region,
+                price_date: bill.price_date,
+                dollars: bill.total,
+            });
+        }
     }
     summary.error = result.err().map(|fatal| fatal.0);
     Run { summary, stack }

@@ -205,6 +205,26 @@ pub struct LocalArgs {
     /// Stop the stack once the race is processed, instead of serving the browser until Ctrl-C.
     #[arg(long, help_heading = "Embedded stack")]
     pub exit_when_done: bool,
+
+    /// After the race, print what it would have cost on AWS: `text` (a table on stderr), `json`
+    /// (the bill on stdout), or `off`. The summary (and --summary-json) carries the total.
+    #[arg(long, value_enum, default_value_t = CostReport::Text, help_heading = "Embedded stack")]
+    pub cost_report: CostReport,
+
+    /// Region whose list prices the cost report uses.
+    #[arg(long, default_value = "us-east-1", help_heading = "Embedded stack")]
+    pub cost_region: String,
+}
+
+/// How the cost of a race on the embedded stack is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CostReport {
+    /// A table on stderr.
+    Text,
+    /// The bill as JSON on stdout.
+    Json,
+    /// Only the total, in the summary.
+    Off,
 }
 
 impl Cli {
@@ -272,6 +292,11 @@ impl Cli {
                      {MAX_DEVICE_TIMESTAMP_MS} (2100-01-01), which the stack rejects"
                 )));
             }
+        }
+        if self.target == Target::Local
+            && let Err(error) = alleycat_cost::PriceTable::builtin().region(&self.local.cost_region)
+        {
+            return Err(UsageError(format!("--cost-region: {error}")));
         }
         if self.retry_base_ms > self.retry_max_ms {
             return Err(UsageError(format!(

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alleycat_cost::Bill;
 use alleycat_domain::views::{RealtimeMessage, subscribe_topic};
 use alleycat_domain::{RaceKey, Standings};
 use alleycat_local::Stack;
@@ -16,7 +17,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, CostReport};
 use crate::names::racer_name;
 use crate::progress::Progress;
 use crate::race::Race;
@@ -122,8 +123,9 @@ pub async fn ride(
     result
 }
 
-/// After the race: waits for the stack to catch up and prints the results.
-pub async fn settle(cli: &Cli, stack: &Stack, race: RaceKey) {
+/// After the race: waits for the stack to catch up, prints the results and what the race would
+/// have cost on AWS, and returns that bill.
+pub async fn settle(cli: &Cli, stack: &Stack, race: RaceKey) -> Option<Bill> {
     let wait = Duration::from_secs(cli.local.firehose_interval_seconds + 60);
     if !cli.quiet {
         eprintln!(
@@ -140,6 +142,16 @@ pub async fn settle(cli: &Cli, stack: &Stack, race: RaceKey) {
     if !cli.quiet {
         eprintln!("{}", results(stack, race).await);
     }
+    let bill = stack.bill(&cli.local.cost_region).ok()?;
+    match cli.local.cost_report {
+        CostReport::Text if !cli.quiet => eprintln!("{}", bill.render()),
+        CostReport::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&bill).unwrap_or_default()
+        ),
+        _ => {}
+    }
+    Some(bill)
 }
 
 /// Serves the browser until Ctrl-C (unless `--exit-when-done` or a stop came already), then

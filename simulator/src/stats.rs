@@ -193,6 +193,20 @@ pub struct Summary {
     pub latency: Option<Latency>,
     /// The fatal error that ended the run early, if any.
     pub error: Option<String>,
+    /// What the race would have cost on AWS (`--target local` only).
+    pub cost: Option<Cost>,
+}
+
+/// The total of a race's bill on AWS, as the embedded stack counted it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    /// The region priced.
+    pub region: String,
+    /// When the prices were read.
+    pub price_date: String,
+    /// The total, in dollars.
+    pub dollars: f64,
 }
 
 /// Exit status: every record delivered.
@@ -225,6 +239,7 @@ impl Summary {
             records_per_second: 0.0,
             latency: None,
             error: None,
+            cost: None,
         }
     }
 
@@ -292,6 +307,13 @@ impl Summary {
                 latency.p50_ms, latency.p99_ms, latency.max_ms, latency.requests
             );
         }
+        if let Some(cost) = &self.cost {
+            let _ = write!(
+                text,
+                "\non AWS ({}, list prices of {}): ${:.4}",
+                cost.region, cost.price_date, cost.dollars
+            );
+        }
         if let Some(error) = &self.error {
             let _ = write!(text, "\nerror: {error}");
         }
@@ -352,6 +374,7 @@ mod tests {
             records_per_second: 1.0,
             latency: None,
             error: None,
+            cost: None,
         };
         assert_eq!(summary.exit_code(), EXIT_OK);
         summary.lost = 2;

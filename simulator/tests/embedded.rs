@@ -78,6 +78,69 @@ async fn subscribe(stack: &Stack, topic: String) -> Arc<Mutex<Vec<Value>>> {
     received
 }
 
+/// The race's cost breakdown counts what the stack did, in AWS's units: checked here against
+/// what can be recounted independently (the dump, the buckets, the table's change log, the
+/// functions' own counters).
+fn assert_counted_operations(stack: &Stack, records: u64) {
+    use alleycat_cost::units;
+
+    let usage = stack.usage();
+    // Every record one Kinesis PUT payload unit (they are far below 25 KB) and one Firehose
+    // record billed as 5 KB.
+    assert_eq!(
+        (usage.kinesis_records, usage.kinesis_put_units),
+        (records, records)
+    );
+    assert_eq!(usage.firehose_records, records);
+    assert_eq!(usage.firehose_billed_bytes, records * 5 * 1024);
+    // No bike published over MQTT: the simulator put the records directly.
+    assert_eq!(usage.iot_messages_in, 0);
+    // Every invocation the sources made is billed once, at the template's memory.
+    let totals = stack.invocations().snapshot();
+    for (function, lambda) in &usage.lambda {
+        assert_eq!(
+            lambda.invocations,
+            totals[function.as_str()].invocations,
+            "{function}"
+        );
+        assert!(lambda.billed_ms >= lambda.invocations, "{function}");
+    }
+    assert_eq!(usage.lambda["history-merger"].memory_mb, 1024);
+    assert_eq!(usage.lambda["race-aggregator"].memory_mb, 256);
+    // Every table write is in the change log: recount its write units from the images, with one
+    // more copy for each index listing the item; no condition was refused in this race.
+    let counter = |f: &str, c: &str| stack.invocations().counter(f, c);
+    assert_eq!(counter("race-aggregator", "Conflicts"), 0);
+    assert_eq!(counter("leaderboard-writer", "NoNewRecord"), 0);
+    assert_eq!(counter("history-merger", "Conflicts"), 0);
+    let changes = stack.table().changes_after(0, usize::MAX).unwrap();
+    let recounted: u64 = changes
+        .iter()
+        .map(|change| {
+            let new = change.new_image.as_ref().unwrap();
+            let size = units::item_size(new);
+            let old = change.old_image.as_ref().map_or(0, units::item_size);
+            let indexes =
+                u64::from(new.contains_key("gsi1pk")) + u64::from(new.contains_key("best"));
+            units::dynamodb_write_units(size.max(old)) + indexes * units::dynamodb_write_units(size)
+        })
+        .sum();
+    assert_eq!(usage.dynamodb_write_units, recounted);
+    // S3: every delivery object was written once and read once by the merger; every history
+    // write is a PUT.
+    let delivered = stack.delivery().keys("raw/").len() as u64;
+    let history_writes = counter("history-merger", "HistoryWrites");
+    assert_eq!(usage.s3_puts, delivered + history_writes);
+    assert!(usage.s3_gets >= delivered, "{} GETs", usage.s3_gets);
+    // Each standings message is at least one IoT message, delivered (modeled) to every racer.
+    let published = counter("publisher", "Published");
+    assert!(usage.iot_messages_published >= published && published > 0);
+    assert!(usage.iot_deliveries_modeled >= usage.iot_messages_published);
+    let bill = stack.bill("us-east-1").unwrap();
+    assert!(bill.total > 0.0);
+    assert!(bill.render().contains("PUT payload units"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,6 +185,7 @@ async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
         0
     );
 
+    assert_counted_operations(&stack, dump.len() as u64);
     let oracle = Oracle::of(&dump, SECONDS, TOP_K);
     let api = stack.api_url();
     let race_id = plan.race_id();

@@ -45,6 +45,9 @@ pub fn ingest(stream: &LocalStream, invocations: &Invocations, batch: Vec<Ingest
     let records: Vec<(String, Vec<u8>)> = batch
         .into_iter()
         .map(|message| {
+            if let Some(meter) = invocations.meter() {
+                meter.iot_in(message.payload.len());
+            }
             let payload = enrich(
                 &message.payload,
                 message.client_id.as_deref(),

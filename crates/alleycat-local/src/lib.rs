@@ -20,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod meter;
 pub mod objects;
 pub mod sources;
 pub mod stack;

@@ -18,7 +18,19 @@ Ride a race through it from another terminal:
 Or let the simulator start the stack itself: cargo run -p simulator -- --racers 1000
 
 Logs go to stderr (RUST_LOG overrides --log). Ctrl-C stops gracefully: pollers finish and
-checkpoint, Firehose delivers its buffer. Exit status: 0 stopped; 1 could not start or failed.";
+checkpoint, Firehose delivers its buffer, and the cost report says what the run would have cost
+on AWS. Exit status: 0 stopped; 1 could not start or failed; 2 bad arguments.";
+
+/// How the cost report is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CostReport {
+    /// A table on stderr.
+    Text,
+    /// The bill as JSON on stdout, for machines.
+    Json,
+    /// No report.
+    Off,
+}
 
 /// The command line.
 #[derive(Parser)]
@@ -26,6 +38,15 @@ checkpoint, Firehose delivers its buffer. Exit status: 0 stopped; 1 could not st
 struct Cli {
     #[command(flatten)]
     stack: StackArgs,
+
+    /// At exit, print what the run would have cost on AWS (text, json, or off): every billable
+    /// operation counted in AWS's units, priced from the checked-in price table.
+    #[arg(long, value_enum, default_value_t = CostReport::Text, help_heading = "Output")]
+    cost_report: CostReport,
+
+    /// Region whose list prices the cost report uses.
+    #[arg(long, default_value = "us-east-1", help_heading = "Output")]
+    cost_region: String,
 
     /// Log filter (tracing's env-filter syntax), e.g. `info` or `alleycat_local=debug`.
     #[arg(long, default_value = "info,rumqttd=off", help_heading = "Output")]
@@ -48,6 +69,10 @@ fn main() -> ExitCode {
         }
     };
     let config = cli.stack.config();
+    if let Err(error) = alleycat_cost::PriceTable::builtin().region(&cli.cost_region) {
+        eprintln!("error: --cost-region: {error}");
+        return ExitCode::from(2);
+    }
     runtime.block_on(async move {
         let mut stack = match Stack::start(config.clone()).await {
             Ok(stack) => stack,
@@ -76,6 +101,17 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+        match stack.bill(&cli.cost_region) {
+            Ok(bill) if cli.cost_report == CostReport::Text => eprintln!("{}", bill.render()),
+            Ok(bill) if cli.cost_report == CostReport::Json => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&bill).unwrap_or_default()
+                );
+            }
+            Ok(_) => {}
+            Err(error) => eprintln!("error: {error}"),
+        }
         stack.shutdown().await;
         code
     })

@@ -9,7 +9,7 @@
 //! HMAC-SHA256 signature with a key made at start, which the server checks.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alleycat_ports::{Object, ObjectStore, PortError, PutCondition};
@@ -18,6 +18,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 
 use crate::error::LocalError;
+use crate::meter::Meter;
 
 /// Directory, under a bucket, of writes in progress (never a key: keys cannot start with `.`).
 const TMP_DIR: &str = ".tmp";
@@ -32,6 +33,8 @@ pub struct LocalBucket {
     signing_key: [u8; 32],
     /// Serializes puts, so a condition and its write are one step.
     write: Mutex<()>,
+    /// Counts requests as S3 bills them.
+    meter: Option<Arc<Meter>>,
 }
 
 /// S3's ETag of `bytes` (single-part upload): the quoted hex MD5.
@@ -62,7 +65,25 @@ impl LocalBucket {
             url_base: format!("{}/objects/{name}", http_base.trim_end_matches('/')),
             signing_key,
             write: Mutex::new(()),
+            meter: None,
         })
+    }
+
+    /// Counts every GET and PUT from now on with `meter`.
+    #[must_use]
+    pub fn metered(mut self, meter: Arc<Meter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Bytes stored, every object summed.
+    pub fn stored_bytes(&self) -> u64 {
+        self.keys("")
+            .iter()
+            .filter_map(|key| self.path(key))
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|metadata| metadata.len())
+            .sum()
     }
 
     /// The bucket's name.
@@ -91,6 +112,13 @@ impl LocalBucket {
 
     /// Reads an object synchronously (the HTTP server and tests).
     pub fn read(&self, key: &str) -> Result<Option<Object>, PortError> {
+        if let Some(meter) = &self.meter {
+            meter.s3_get();
+        }
+        self.read_unmetered(key)
+    }
+
+    fn read_unmetered(&self, key: &str) -> Result<Option<Object>, PortError> {
         let path = self.path(key).ok_or_else(|| Self::invalid_key(key))?;
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(Object {
@@ -114,9 +142,13 @@ impl LocalBucket {
         let io = |path: &Path, error: std::io::Error| {
             PortError::Transient(format!("{}: {error}", path.display()))
         };
+        if let Some(meter) = &self.meter {
+            meter.s3_put();
+        }
         let _guard = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(condition) = condition {
-            let current = self.read(key)?;
+            // S3 checks the condition itself: no GET billed.
+            let current = self.read_unmetered(key)?;
             let holds = match (condition, &current) {
                 (PutCondition::IfNoneMatch, current) => current.is_none(),
                 (PutCondition::IfMatch(expected), Some(object)) => object.etag == *expected,

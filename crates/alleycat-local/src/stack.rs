@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alleycat_cost::{Bill, PriceTable, UnknownRegion, Usage};
 use alleycat_domain::views::PUBLISH_TOPIC;
 use alleycat_ports::HistoryObjects;
 use api::Api;
@@ -25,6 +26,7 @@ use crate::config::{MappingConfig, StackConfig};
 use crate::db::Db;
 use crate::error::LocalError;
 use crate::http::{HttpState, serve};
+use crate::meter::{Meter, MeteredPublisher};
 use crate::objects::LocalBucket;
 use crate::sources::dynamodb::ChangeShard;
 use crate::sources::filter::Pattern;
@@ -89,6 +91,8 @@ pub struct Status {
     pub functions: BTreeMap<&'static str, FunctionTotals>,
     /// On-failure records written, by function.
     pub on_failure: BTreeMap<&'static str, usize>,
+    /// What the run has used, in AWS's billing units.
+    pub usage: Usage,
 }
 
 impl Status {
@@ -101,6 +105,8 @@ impl Status {
 /// The parts the status is read from.
 #[derive(Clone)]
 struct Parts {
+    meter: Arc<Meter>,
+    buckets: Vec<Arc<LocalBucket>>,
     stream: Arc<LocalStream>,
     notifications: Arc<LocalStream>,
     table: Arc<LocalTable>,
@@ -132,6 +138,11 @@ impl Parts {
         }
     }
 
+    fn usage(&self) -> Usage {
+        let stored = self.buckets.iter().map(|b| b.stored_bytes()).sum();
+        self.meter.usage(self.stream.shards(), stored)
+    }
+
     fn status(&self) -> Status {
         let mut consumers = Vec::new();
         for shard in 0..self.stream.shards() {
@@ -159,6 +170,7 @@ impl Parts {
             self.notifications.last_sequence(0),
         ));
         Status {
+            usage: self.usage(),
             stream_records: self.stream.count().unwrap_or_default(),
             consumers,
             functions: self.invocations.snapshot(),
@@ -226,12 +238,15 @@ impl Stack {
         let http_addr = listener.local_addr().map_err(io(dir))?;
         let url = format!("http://{http_addr}");
 
-        let stores = Stores::open(&config, &url)?;
+        let meter = Arc::new(Meter::default());
+        let stores = Stores::open(&config, &url, &meter)?;
         let parts = Parts {
+            meter: Arc::clone(&meter),
+            buckets: vec![Arc::clone(&stores.delivery), Arc::clone(&stores.history)],
             stream: Arc::clone(&stores.stream),
             notifications: Arc::clone(&stores.notifications),
             table: Arc::clone(&stores.table),
-            invocations: Arc::new(Invocations::default()),
+            invocations: Arc::new(Invocations::metered(Arc::clone(&meter))),
             on_failure: Arc::new(OnFailure::open(dir.join("on-failure"))?),
         };
         let broker = LocalBroker::start(&config.broker)?;
@@ -241,7 +256,7 @@ impl Stack {
             1000,
             crate::ingest::rule(Arc::clone(&stores.stream), Arc::clone(&parts.invocations)),
         )?;
-        let functions = Functions::bind(&config, &broker, &stores)?;
+        let functions = Functions::bind(&config, &broker, &stores, &meter)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Tasks::new(&parts, shutdown_rx);
@@ -340,6 +355,16 @@ impl Stack {
         &self.parts.on_failure
     }
 
+    /// What the stack has used since it started, in AWS's billing units.
+    pub fn usage(&self) -> Usage {
+        self.parts.usage()
+    }
+
+    /// What the same work would cost on AWS in `region`, at the checked-in list prices.
+    pub fn bill(&self, region: &str) -> Result<Bill, UnknownRegion> {
+        Bill::new(&self.usage(), PriceTable::builtin(), region)
+    }
+
     /// What the stack is doing.
     pub fn status(&self) -> Status {
         self.parts.status()
@@ -395,16 +420,22 @@ struct Stores {
 }
 
 impl Stores {
-    /// Opens (creating) every store; presigned URLs point at `url`.
-    fn open(config: &StackConfig, url: &str) -> Result<Self, LocalError> {
+    /// Opens (creating) every store; presigned URLs point at `url`; `meter` counts what the
+    /// stream, the table and the buckets do.
+    fn open(config: &StackConfig, url: &str, meter: &Arc<Meter>) -> Result<Self, LocalError> {
         let dir = &config.data_dir;
         let stream_db = Arc::new(Db::open(&dir.join("stream.db"))?);
-        let stream = LocalStream::open(Arc::clone(&stream_db), STREAM_NAME, config.shards)?;
+        let stream = LocalStream::open(Arc::clone(&stream_db), STREAM_NAME, config.shards)?
+            .metered(Arc::clone(meter));
         // The notifications share the stream's database: Firehose commits its checkpoints and
         // the notification of what it delivered in one transaction.
         let notifications = LocalStream::open(stream_db, NOTIFICATIONS, 1)?;
-        let table = LocalTable::open(Arc::new(Db::open(&dir.join("table.db"))?))?;
-        let bucket = |name: &str| LocalBucket::open(name, dir.join("buckets").join(name), url);
+        let table = LocalTable::open(Arc::new(Db::open(&dir.join("table.db"))?))?
+            .metered(Arc::clone(meter));
+        let bucket = |name: &str| {
+            LocalBucket::open(name, dir.join("buckets").join(name), url)
+                .map(|bucket| bucket.metered(Arc::clone(meter)))
+        };
         Ok(Self {
             stream: Arc::new(stream),
             notifications: Arc::new(notifications),
@@ -420,7 +451,7 @@ impl Stores {
 struct Functions {
     aggregator: Arc<Aggregator>,
     writer: Arc<Writer>,
-    publisher: Arc<StandingsPublisher<BrokerPublisher>>,
+    publisher: Arc<StandingsPublisher<MeteredPublisher<BrokerPublisher>>>,
     transformer: Arc<Transformer>,
     merger: Arc<Merger>,
     api: Arc<LocalApi>,
@@ -431,6 +462,7 @@ impl Functions {
         config: &StackConfig,
         broker: &LocalBroker,
         stores: &Stores,
+        meter: &Arc<Meter>,
     ) -> Result<Self, LocalError> {
         let environment = environment(config, &broker.websocket_url());
         let lookup = |name: &str| environment.get(name).cloned();
@@ -446,7 +478,10 @@ impl Functions {
                 config: leaderboard_writer::Config::from_lookup(lookup).map_err(|e| invalid(&e))?,
             }),
             publisher: Arc::new(StandingsPublisher {
-                publisher: broker.publisher()?,
+                publisher: MeteredPublisher {
+                    inner: broker.publisher()?,
+                    meter: Arc::clone(meter),
+                },
                 config: publisher::Config::from_lookup(lookup).map_err(|e| invalid(&e))?,
             }),
             transformer: Arc::new(Transformer {

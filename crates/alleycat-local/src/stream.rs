@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::db::Db;
 use crate::error::LocalError;
+use crate::meter::Meter;
 
 /// One stored record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct LocalStream {
     /// Next sequence number of each shard.
     next: Mutex<Vec<u64>>,
     appended: Arc<Notify>,
+    /// Counts appends as Kinesis PUT payload units (the stream, not the stack's internal queue).
+    meter: Option<Arc<Meter>>,
 }
 
 /// Kinesis's shard id of shard `index`.
@@ -148,7 +151,16 @@ impl LocalStream {
             shards,
             next: Mutex::new(next),
             appended: Arc::new(Notify::new()),
+            meter: None,
         })
+    }
+
+    /// Counts every record appended from now on with `meter`, as Kinesis bills a `PutRecords`
+    /// entry.
+    #[must_use]
+    pub fn metered(mut self, meter: Arc<Meter>) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// The stream's name.
@@ -209,6 +221,9 @@ impl LocalStream {
                 data.as_ref(),
                 arrival_ms
             ])?;
+            if let Some(meter) = &self.meter {
+                meter.kinesis_put(data.as_ref().len());
+            }
             appended.push(Appended { shard, sequence });
         }
         Ok(appended)

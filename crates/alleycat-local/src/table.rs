@@ -21,6 +21,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use alleycat_cost::units;
 use alleycat_domain::leaderboard::rank_leaderboard;
 use alleycat_domain::{LeaderboardEntry, Output, RaceKey, RacerFinal, SecondSeries, Standings};
 use alleycat_ports::keys::{self, attr};
@@ -34,6 +35,7 @@ use tokio::sync::Notify;
 
 use crate::db::Db;
 use crate::error::{LocalError, port_error};
+use crate::meter::Meter;
 use crate::now_ms;
 
 /// The tables and indexes, created on open.
@@ -52,6 +54,7 @@ const SCHEMA: &str = "
         version INTEGER,
         updated_at INTEGER,
         data TEXT NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (pk, sk)
     );
     CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk) WHERE gsi1pk IS NOT NULL;
@@ -76,6 +79,8 @@ pub struct LocalTable {
     changed: Arc<Notify>,
     /// Sequence number of the last committed change (0: none yet).
     last_change: Arc<AtomicU64>,
+    /// Counts reads and writes in request units, as DynamoDB bills them.
+    meter: Arc<Meter>,
 }
 
 /// One entry of the change log: what a DynamoDB stream record carries about one write.
@@ -126,7 +131,19 @@ impl LocalTable {
             db,
             changed: Arc::new(Notify::new()),
             last_change: Arc::new(AtomicU64::new(last_change.unwrap_or(0))),
+            meter: Arc::default(),
         })
+    }
+
+    /// Counts every read and write from now on with `meter`, in DynamoDB's request units: a
+    /// write takes the larger of the old and new item's size in 1 KB units, once for the table
+    /// and once more for each index listing the item; a refused conditional write takes the
+    /// stored item's; reads take the items' size in 4 KB units, strongly consistent for the
+    /// merges' reads and eventually consistent for the API's.
+    #[must_use]
+    pub fn metered(mut self, meter: Arc<Meter>) -> Self {
+        self.meter = meter;
+        self
     }
 
     /// The database it lives in.
@@ -220,8 +237,10 @@ impl LocalTable {
     /// Reads a max-merged value and its version.
     fn load_merged<K, V: Merged<K>>(&self, key: &K) -> Result<Option<(V, u64)>, PortError> {
         let (pk, sk) = V::key(key);
-        self.read(&format!("{pk}/{sk}"), |conn| get_versioned(conn, &pk, &sk))
-            .map(|stored| stored.map(|stored| (stored.value, stored.version)))
+        let stored = self.read(&format!("{pk}/{sk}"), |conn| get_versioned(conn, &pk, &sk))?;
+        self.meter
+            .dynamodb_read(stored.as_ref().map_or(0, |stored| stored.size), true);
+        Ok(stored.map(|stored| (stored.value, stored.version)))
     }
 
     /// Writes a max-merged value if its version is still `expected` (`None`: if it does not
@@ -236,6 +255,8 @@ impl LocalTable {
         let written = self.write(&format!("{pk}/{sk}"), |tx, now| {
             let current = get_versioned::<V>(tx, &pk, &sk)?;
             if current.as_ref().map(|stored| stored.version) != expected.copied() {
+                let size = current.as_ref().map_or(0, |stored| stored.size);
+                self.meter.dynamodb_write(units::dynamodb_write_units(size));
                 return Ok(None);
             }
             let old_image =
@@ -253,7 +274,7 @@ impl LocalTable {
                 data: to_json(value)?,
                 image: merged_image(key, value, version, now),
             };
-            put(tx, item, old_image.as_ref(), now).map(Some)
+            put(tx, item, old_image.as_ref(), now, &self.meter).map(Some)
         })?;
         if written {
             Ok(())
@@ -277,6 +298,8 @@ struct Stored<T> {
     value: T,
     version: u64,
     updated_at: u64,
+    /// The item's size as DynamoDB counts it.
+    size: u64,
 }
 
 /// The max-merged value at `(pk, sk)`, if any.
@@ -285,25 +308,28 @@ fn get_versioned<T: DeserializeOwned>(
     pk: &str,
     sk: &str,
 ) -> rusqlite::Result<Option<Stored<T>>> {
-    conn.prepare_cached("SELECT version, updated_at, data FROM items WHERE pk = ?1 AND sk = ?2")?
-        .query_row([pk, sk], |row| {
-            Ok(Stored {
-                version: row.get(0)?,
-                updated_at: row.get(1)?,
-                value: json_column(row, 2)?,
-            })
+    conn.prepare_cached(
+        "SELECT version, updated_at, data, size FROM items WHERE pk = ?1 AND sk = ?2",
+    )?
+    .query_row([pk, sk], |row| {
+        Ok(Stored {
+            version: row.get(0)?,
+            updated_at: row.get(1)?,
+            value: json_column(row, 2)?,
+            size: row.get(3)?,
         })
-        .optional()
+    })
+    .optional()
 }
 
-/// The value at `(pk, sk)`, if any.
+/// The value at `(pk, sk)` and the item's size, if any.
 fn get_value<T: DeserializeOwned>(
     conn: &Connection,
     pk: &str,
     sk: &str,
-) -> rusqlite::Result<Option<T>> {
-    conn.prepare_cached("SELECT data FROM items WHERE pk = ?1 AND sk = ?2")?
-        .query_row([pk, sk], |row| json_column(row, 0))
+) -> rusqlite::Result<Option<(T, u64)>> {
+    conn.prepare_cached("SELECT data, size FROM items WHERE pk = ?1 AND sk = ?2")?
+        .query_row([pk, sk], |row| Ok((json_column(row, 0)?, row.get(1)?)))
         .optional()
 }
 
@@ -338,6 +364,7 @@ fn put(
     new_item: NewItem<'_>,
     old_image: Option<&Item>,
     now: u64,
+    meter: &Meter,
 ) -> rusqlite::Result<u64> {
     let Columns {
         gsi1,
@@ -345,10 +372,18 @@ fn put(
         version,
         updated_at,
     } = new_item.columns;
+    let size = units::item_size(&new_item.image);
+    let replaced = old_image.map_or(0, units::item_size);
+    // The table's copy, then one per index listing the item (GSI1; byBest).
+    let indexes = u64::from(gsi1.is_some()) + u64::from(best.is_some());
+    meter.dynamodb_write(
+        units::dynamodb_write_units(size.max(replaced))
+            + indexes * units::dynamodb_write_units(size),
+    );
     let (gsi1pk, gsi1sk) = gsi1.unzip();
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, best, version, updated_at, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR REPLACE INTO items (pk, sk, gsi1pk, gsi1sk, best, version, updated_at, data, size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         new_item.pk,
@@ -359,6 +394,7 @@ fn put(
         version,
         updated_at,
         new_item.data,
+        size,
     ])?;
     let event_name = if old_image.is_some() {
         Change::MODIFY
@@ -615,7 +651,8 @@ impl Finals for LocalTable {
     async fn put_final(&self, result: &RacerFinal) -> Result<(), PortError> {
         let (pk, sk) = final_key(result);
         self.write(&format!("{pk}/{sk}"), |tx, now| {
-            let old_image = get_value::<RacerFinal>(tx, &pk, &sk)?.map(|old| final_image(&old));
+            let old_image =
+                get_value::<RacerFinal>(tx, &pk, &sk)?.map(|(old, _)| final_image(&old));
             let item = NewItem {
                 pk: &pk,
                 sk: &sk,
@@ -623,7 +660,7 @@ impl Finals for LocalTable {
                 data: to_json(result)?,
                 image: final_image(result),
             };
-            put(tx, item, old_image.as_ref(), now).map(Some)
+            put(tx, item, old_image.as_ref(), now, &self.meter).map(Some)
         })
         .map(drop)
     }
@@ -636,7 +673,9 @@ impl Finals for LocalTable {
         let (pk, sk) = (keys::class_pk(class_id), keys::racer_sk(entry.racer_id));
         self.write(&format!("{pk}/{sk}"), |tx, now| {
             let current = get_value::<LeaderboardEntry>(tx, &pk, &sk)?;
-            if !entry.beats(current.as_ref()) {
+            if !entry.beats(current.as_ref().map(|(stored, _)| stored)) {
+                let size = current.as_ref().map_or(0, |(_, size)| *size);
+                self.meter.dynamodb_write(units::dynamodb_write_units(size));
                 return Ok(None);
             }
             let item = NewItem {
@@ -649,8 +688,8 @@ impl Finals for LocalTable {
                 data: to_json(entry)?,
                 image: leaderboard_image(class_id, entry),
             };
-            let old_image = current.map(|old| leaderboard_image(class_id, &old));
-            put(tx, item, old_image.as_ref(), now).map(Some)
+            let old_image = current.map(|(old, _)| leaderboard_image(class_id, &old));
+            put(tx, item, old_image.as_ref(), now, &self.meter).map(Some)
         })
     }
 }
@@ -665,21 +704,25 @@ impl Queries for LocalTable {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(&partition, |conn| {
             conn.prepare_cached(
-                "SELECT gsi1sk, updated_at, data FROM items
+                "SELECT gsi1sk, updated_at, data, size FROM items
                  WHERE gsi1pk = ?1 ORDER BY gsi1sk DESC LIMIT ?2",
             )?
             .query_map(params![partition, limit], |row| {
-                Ok(StoredStandings {
-                    race: RaceKey {
-                        class_id,
-                        race_id: row.get(0)?,
+                Ok((
+                    StoredStandings {
+                        race: RaceKey {
+                            class_id,
+                            race_id: row.get(0)?,
+                        },
+                        updated_at: row.get(1)?,
+                        standings: json_column(row, 2)?,
                     },
-                    updated_at: row.get(1)?,
-                    standings: json_column(row, 2)?,
-                })
+                    row.get::<_, u64>(3)?,
+                ))
             })?
-            .collect()
+            .collect::<rusqlite::Result<Vec<_>>>()
         })
+        .map(|rows| self.metered_query(rows))
     }
 
     async fn standings(&self, race: RaceKey) -> Result<Option<StoredStandings>, PortError> {
@@ -687,6 +730,8 @@ impl Queries for LocalTable {
         let stored = self.read(&format!("{pk}/{sk}"), |conn| {
             get_versioned::<Standings>(conn, &pk, &sk)
         })?;
+        self.meter
+            .dynamodb_read(stored.as_ref().map_or(0, |stored| stored.size), false);
         Ok(stored.map(|stored| StoredStandings {
             race,
             standings: stored.value,
@@ -703,24 +748,29 @@ impl Queries for LocalTable {
             return Ok(Vec::new());
         }
         let partition = keys::class_pk(class_id);
-        let mut rows = self.read(&partition, |conn| {
-            let mut select = conn.prepare_cached(
-                "SELECT best, data FROM items
+        let mut rows = self
+            .read(&partition, |conn| {
+                let mut select = conn.prepare_cached(
+                    "SELECT best, data, size FROM items
                  WHERE pk = ?1 AND best IS NOT NULL ORDER BY best DESC",
-            )?;
-            let mut selected = select.query([&partition])?;
-            let mut entries: Vec<LeaderboardEntry> = Vec::new();
-            while let Some(row) = selected.next()? {
-                // The index orders by best only, and rows tied with the `limit`-th best may rank
-                // above it by the record order: read on until the best drops below it.
-                let best = Output::from_ten_thousandths(row.get(0)?);
-                if entries.get(limit - 1).is_some_and(|kth| best < kth.best) {
-                    break;
+                )?;
+                let mut selected = select.query([&partition])?;
+                let mut entries: Vec<(LeaderboardEntry, u64)> = Vec::new();
+                while let Some(row) = selected.next()? {
+                    // The index orders by best only, and rows tied with the `limit`-th best may rank
+                    // above it by the record order: read on until the best drops below it.
+                    let best = Output::from_ten_thousandths(row.get(0)?);
+                    if entries
+                        .get(limit - 1)
+                        .is_some_and(|(kth, _)| best < kth.best)
+                    {
+                        break;
+                    }
+                    entries.push((json_column(row, 1)?, row.get(2)?));
                 }
-                entries.push(json_column(row, 1)?);
-            }
-            Ok(entries)
-        })?;
+                Ok(entries)
+            })
+            .map(|rows| self.metered_query(rows))?;
         rank_leaderboard(&mut rows);
         rows.truncate(limit);
         Ok(rows)
@@ -728,15 +778,17 @@ impl Queries for LocalTable {
 
     async fn finals(&self, race: RaceKey) -> Result<Vec<RacerFinal>, PortError> {
         let partition = keys::race_pk(race);
-        let mut finals = self.read(&partition, |conn| {
-            conn.prepare_cached(
-                "SELECT data FROM items WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2",
-            )?
-            .query_map([partition.as_str(), keys::RACER_PREFIX], |row| {
-                json_column::<RacerFinal>(row, 0)
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let mut finals = self
+            .read(&partition, |conn| {
+                conn.prepare_cached(
+                    "SELECT data, size FROM items WHERE pk = ?1 AND substr(sk, 1, length(?2)) = ?2",
+                )?
+                .query_map([partition.as_str(), keys::RACER_PREFIX], |row| {
+                    Ok((json_column::<RacerFinal>(row, 0)?, row.get::<_, u64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map(|rows| self.metered_query(rows))?;
         // Sort keys order racer ids as strings (`racer#10` < `racer#9`); callers get id order.
         finals.sort_unstable_by_key(|f| f.racer_id);
         Ok(finals)
@@ -758,7 +810,18 @@ impl LocalTable {
         SecondSeries: Merged<K>,
     {
         let (pk, sk) = SecondSeries::key(key);
-        self.read(&format!("{pk}/{sk}"), |conn| get_value(conn, &pk, &sk))
+        let stored = self.read(&format!("{pk}/{sk}"), |conn| get_value(conn, &pk, &sk))?;
+        self.meter
+            .dynamodb_read(stored.as_ref().map_or(0, |(_, size)| *size), false);
+        Ok(stored.map(|(series, _)| series))
+    }
+
+    /// Counts a query's read (eventually consistent, as the API's are) of `rows` with their
+    /// sizes, and returns the rows.
+    fn metered_query<T>(&self, rows: Vec<(T, u64)>) -> Vec<T> {
+        self.meter
+            .dynamodb_read(rows.iter().map(|(_, size)| size).sum(), false);
+        rows.into_iter().map(|(row, _)| row).collect()
     }
 }
 

@@ -136,6 +136,11 @@ impl<F: Function> Firehose<F> {
         positions: &[Option<u64>],
         context: &Context,
     ) -> Result<(), LocalError> {
+        if let Some(meter) = context.invocations.meter() {
+            for record in &records {
+                meter.firehose_record(record.data.len());
+            }
+        }
         let mut delivered = Vec::new();
         let mut failed = Vec::new();
         let mut counts = [0u64; 3];

@@ -17,13 +17,15 @@ pub mod s3;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use alleycat_lambda::{Function, Metrics};
 use futures::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::meter::Meter;
 
 /// Why an invocation failed as a whole (Lambda's "function error"): the event source retries it.
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +79,32 @@ pub struct FunctionTotals {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// Totals of every function, by name.
+/// Totals of every function, by name; with a [`Meter`], also what each invocation would be
+/// billed.
 #[derive(Debug, Default)]
 pub struct Invocations {
     totals: Mutex<BTreeMap<&'static str, FunctionTotals>>,
+    meter: Option<Arc<Meter>>,
 }
 
 impl Invocations {
+    /// Totals that also count every invocation, and what the sources do, with `meter`.
+    pub fn metered(meter: Arc<Meter>) -> Self {
+        Self {
+            totals: Mutex::default(),
+            meter: Some(meter),
+        }
+    }
+
+    /// The meter, if any.
+    pub fn meter(&self) -> Option<&Meter> {
+        self.meter.as_deref()
+    }
+
     fn record(&self, function: &'static str, metrics: &Metrics, elapsed: Duration, failed: bool) {
+        if let Some(meter) = &self.meter {
+            meter.lambda(function, elapsed);
+        }
         let mut totals = self.totals.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = totals.entry(function).or_default();
         entry.invocations += 1;
