@@ -192,9 +192,17 @@ mod tests {
             globals[..globals.find("Resources:").unwrap()].contains("MemorySize: 256"),
             "Globals set 256 MB"
         );
-        let merger = &template[template.find("  HistoryMergerFunction:").unwrap()..];
-        let merger = &merger[..merger[1..].find("\n  ").map_or(merger.len(), |i| i + 1)];
-        assert!(merger.contains("MemorySize: 1024"), "{merger}");
+        // The history merger's resource: its lines up to the next resource (two-space indent).
+        let merger: Vec<&str> = template
+            .lines()
+            .skip_while(|line| *line != "  HistoryMergerFunction:")
+            .skip(1)
+            .take_while(|line| !(line.starts_with("  ") && !line.starts_with("   ")))
+            .collect();
+        assert!(
+            merger.iter().any(|line| line.trim() == "MemorySize: 1024"),
+            "{merger:?}"
+        );
         assert_eq!(memory_mb("history-merger"), 1024);
         assert_eq!(memory_mb("race-aggregator"), 256);
     }
