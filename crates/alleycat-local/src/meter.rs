@@ -197,7 +197,7 @@ mod tests {
             .lines()
             .skip_while(|line| *line != "  HistoryMergerFunction:")
             .skip(1)
-            .take_while(|line| !(line.starts_with("  ") && !line.starts_with("   ")))
+            .take_while(|line| !line.starts_with("  ") || line.starts_with("   "))
             .collect();
         assert!(
             merger.iter().any(|line| line.trim() == "MemorySize: 1024"),
