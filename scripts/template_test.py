@@ -118,12 +118,13 @@ PSEUDO = {
     "AWS::Region": "REGION",
     "AWS::AccountId": "ACCOUNT",
     "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "STACK",
 }
 
 
 def render(value: Any) -> str:
-    """An expression as a canonical string: pseudo parameters become aws / REGION / ACCOUNT,
-    references <Name> and attributes <Name.Attr>, anything else <Fn::…>."""
+    """An expression as a canonical string: pseudo parameters become aws / REGION / ACCOUNT /
+    STACK, references <Name> and attributes <Name.Attr>, anything else <Fn::…>."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
@@ -390,9 +391,9 @@ def function_environments() -> list[str]:
     return problems
 
 
-@check("the table's keys and indexes are those of crates/alleycat-aws/src/keys.rs")
+@check("the table's keys and indexes are those of crates/alleycat-ports/src/keys.rs")
 def table_schema() -> list[str]:
-    source = (ROOT / "crates/alleycat-aws/src/keys.rs").read_text()
+    source = (ROOT / "crates/alleycat-ports/src/keys.rs").read_text()
     const = dict(re.findall(r'pub const (\w+): &str = "([^"]*)";', source))
     pk, sk, gsi1, gsi1pk, gsi1sk, by_best, best = (
         const[k] for k in ("PK", "SK", "GSI1", "GSI1_PK", "GSI1_SK", "BY_BEST", "BEST")
@@ -453,6 +454,223 @@ def stream_triggers() -> list[str]:
     patterns = [f["Pattern"] for m in finals for f in m["Properties"].get("FilterCriteria", {}).get("Filters", [])]
     if [json.loads(p) for p in patterns] != [{"data": {"event": ["final"]}}]:
         problems.append(f"leaderboard-writer filter {patterns}, expected only final events")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# The dashboard, and the alarms that link to it
+# ------------------------------------------------------------------------------------------------
+
+# What every alarm's description links to, the dashboard's name appended.
+DASHBOARD_LINK = "https://REGION.console.aws.amazon.com/cloudwatch/home?region=REGION#dashboards/dashboard/"
+
+
+def crate_source(crate: Path) -> str:
+    """A crate's src/ without its unit tests (each file cut at `#[cfg(test)] mod …`)."""
+    texts = []
+    for path in sorted((crate / "src").rglob("*.rs")):
+        texts.append(re.split(r"#\[cfg\(test\)\]\s*mod\s", path.read_text())[0])
+    return "\n".join(texts)
+
+
+def emitted_metrics() -> dict[str, set[str]]:
+    """Each function's `Function` dimension (its `Function::NAME`) -> the counters it emits: its
+    `METRICS` list and every name it passes to `metrics.add` / `metrics.incr`, read from
+    functions/*/src so that the dashboard cannot drift from the code."""
+    emitted = {}
+    for manifest in sorted(ROOT.glob("functions/*/Cargo.toml")):
+        source = crate_source(manifest.parent)
+        name = re.search(r"const NAME: &'static str = ([^;]+);", source)
+        if not name:
+            raise ValueError(f"{manifest.parent.name}: no `const NAME` (alleycat_lambda::Function)")
+        value = name.group(1).strip()
+        if not value.startswith('"'):
+            value = re.search(rf'const {re.escape(value)}: &str = ("[^"]*");', source).group(1)
+        names = set()
+        listed = re.search(r"const METRICS: \[&str; \d+\] = \[(.*?)\];", source, re.S)
+        if listed:
+            names |= set(re.findall(r'"([^"]+)"', listed.group(1)))
+        names |= set(re.findall(r'metrics\.(?:add|incr)\(\s*"([^"]+)"', source))
+        emitted[value.strip('"')] = names
+    return emitted
+
+
+def dashboard() -> tuple[str, dict, dict]:
+    """(logical id, properties, body) of the one dashboard, its body substituted as `render` does
+    (references become <Name> / <Name.Attr>, pseudo parameters REGION, STACK…) and parsed."""
+    dashboards = of_type("AWS::CloudWatch::Dashboard")
+    if len(dashboards) != 1:
+        raise ValueError(f"expected one dashboard, found {len(dashboards)}")
+    (name, resource), = dashboards.items()
+    props = resource["Properties"]
+    return name, props, json.loads(render(props["DashboardBody"]))
+
+
+def plotted(body: dict) -> list[tuple[str, str, dict[str, str], dict]]:
+    """(namespace, metric, dimensions, widget properties) of every metric the dashboard graphs,
+    with the "." shorthand (same as the line above) resolved; math and search expressions
+    are left out."""
+    found = []
+    for widget in body.get("widgets", []):
+        if widget.get("type") != "metric":
+            continue
+        props = widget.get("properties", {})
+        previous: list = []
+        for line in props.get("metrics", []):
+            parts = line[:-1] if line and isinstance(line[-1], dict) else line
+            if not parts:
+                continue
+            parts = [previous[i] if p == "." and i < len(previous) else p for i, p in enumerate(parts)]
+            previous = parts
+            namespace, metric, *dimensions = parts
+            found.append((namespace, metric, dict(zip(dimensions[::2], dimensions[1::2])), props))
+    return found
+
+
+def six_functions() -> dict[str, str]:
+    """Binary (the metrics' `Function` dimension) -> logical id of the function built from it."""
+    return {
+        r["Metadata"]["BuildProperties"]["Binary"]: name
+        for name, r in SAM["Resources"].items()
+        if r.get("Type") == "AWS::Serverless::Function" and "BuildProperties" in r.get("Metadata", {})
+    }
+
+
+@check("the dashboard is named after the stack and region; its body is JSON once substituted, refers "
+       "only to this template's resources, and lays its widgets out without overlap")
+def dashboard_body() -> list[str]:
+    name, props, body = dashboard()
+    problems = []
+    if render(props.get("DashboardName")) != "STACK-REGION":
+        problems.append(f"{name}: DashboardName {render(props.get('DashboardName'))!r}, expected "
+                        "${AWS::StackName}-${AWS::Region} (the name the alarms link to)")
+    source = props["DashboardBody"].get("Fn::Sub")
+    if not isinstance(source, str):
+        problems.append(f"{name}: DashboardBody is not a plain !Sub string")
+    else:
+        for variable in re.findall(r"\$\{([^}!]+)\}", source):
+            if variable not in PSEUDO and variable.split(".")[0] not in RESOURCES:
+                problems.append(f"{name}: ${{{variable}}} is neither a pseudo parameter nor a resource")
+    taken: dict[tuple[int, int], int] = {}
+    for index, widget in enumerate(body.get("widgets", [])):
+        x, y, width, height = (widget.get(k) for k in ("x", "y", "width", "height"))
+        if not all(isinstance(v, int) for v in (x, y, width, height)) or x < 0 or y < 0 or x + width > 24:
+            problems.append(f"widget {index}: position {x},{y} size {width}x{height} outside the 24-column grid")
+            continue
+        for cell in ((cx, cy) for cx in range(x, x + width) for cy in range(y, y + height)):
+            if cell in taken:
+                problems.append(f"widget {index} overlaps widget {taken[cell]} at {cell}")
+                break
+            taken[cell] = index
+        if widget.get("type") == "metric" and widget["properties"].get("region") != "REGION":
+            problems.append(f"widget {index}: region {widget['properties'].get('region')!r}, expected ${{AWS::Region}}")
+    return problems
+
+
+@check("the dashboard shows each function's Alleycat counters: exactly those its crate emits")
+def dashboard_counters() -> list[str]:
+    _, _, body = dashboard()
+    shown: dict[str, set[str]] = {}
+    problems = []
+    for namespace, metric, dimensions, _ in plotted(body):
+        if namespace != "Alleycat":
+            continue
+        if set(dimensions) != {"Function"}:
+            problems.append(f"Alleycat {metric}: dimensions {dimensions}, the functions emit only Function")
+            continue
+        shown.setdefault(dimensions["Function"], set()).add(metric)
+    emitted = emitted_metrics()
+    if set(emitted) != set(six_functions()):
+        problems.append(f"functions emitting metrics {sorted(emitted)}, template functions {sorted(six_functions())}")
+    for function, names in sorted(emitted.items()):
+        if not names:
+            problems.append(f"{function}: no counters found in its source (did METRICS move?)")
+        for missing in sorted(names - shown.get(function, set())):
+            problems.append(f"{function}: counter {missing} is not on the dashboard")
+        for unknown in sorted(shown.get(function, set()) - names):
+            problems.append(f"{function}: the dashboard shows {unknown}, which it does not emit")
+    for unknown in sorted(set(shown) - set(emitted)):
+        problems.append(f"the dashboard shows counters of {unknown!r}, which is no function")
+    return problems
+
+
+@check("the dashboard shows every function's invocations, errors, throttles and duration; the iterator "
+       "age of each stream trigger; failed deliveries to the failure queue; the merger's event age")
+def dashboard_functions() -> list[str]:
+    _, _, body = dashboard()
+    shown = {
+        (metric, dimensions.get("FunctionName"))
+        for namespace, metric, dimensions, _ in plotted(body)
+        if namespace == "AWS/Lambda" and set(dimensions) == {"FunctionName"}
+    }
+    streams = {render(m["Properties"]["FunctionName"]) for m in of_type("AWS::Lambda::EventSourceMapping").values()}
+    asynchronous = {render(c["Properties"]["FunctionName"]) for c in of_type("AWS::Lambda::EventInvokeConfig").values()}
+    destinations = {
+        render(r["Properties"]["FunctionName"])
+        for r in [*of_type("AWS::Lambda::EventSourceMapping").values(), *of_type("AWS::Lambda::EventInvokeConfig").values()]
+        if r["Properties"].get("DestinationConfig", {}).get("OnFailure")
+    }
+    problems = []
+    for binary, logical_id in sorted(six_functions().items()):
+        ref = f"<{logical_id}>"
+        expected = ["Invocations", "Errors", "Throttles", "Duration"]
+        expected += ["IteratorAge"] if ref in streams else []
+        expected += ["AsyncEventAge"] if ref in asynchronous else []
+        expected += ["DestinationDeliveryFailures"] if ref in destinations else []
+        for metric in expected:
+            if (metric, ref) not in shown:
+                problems.append(f"{binary}: AWS/Lambda {metric} of {logical_id} is not on the dashboard")
+    return problems
+
+
+@check("the dashboard shows the stream's iterator age, the failure queue's depth and age, Firehose's "
+       "delivery freshness, and the metric of every alarm")
+def dashboard_pipeline() -> list[str]:
+    _, _, body = dashboard()
+    shown = [(n, m, d) for n, m, d, _ in plotted(body)]
+    required = [
+        ("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", {"StreamName": "<Stream>"}),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": "<FailureQueue.QueueName>"}),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": "<FailureQueue.QueueName>"}),
+        ("AWS/Firehose", "DeliveryToS3.DataFreshness", {"DeliveryStreamName": "<DeliveryStream>"}),
+    ]
+    problems = [f"{n} {m} {d} is not on the dashboard" for n, m, d in required if (n, m, d) not in shown]
+    for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
+        props = alarm["Properties"]
+        metric = (
+            props.get("Namespace"),
+            props.get("MetricName"),
+            {d["Name"]: render(d["Value"]) for d in props.get("Dimensions", [])},
+        )
+        if metric not in shown:
+            problems.append(f"{name}: its metric {metric} is not on the dashboard")
+    return problems
+
+
+@check("the dashboard's alarm widget lists every alarm; every alarm's description and the DashboardUrl "
+       "output link to the dashboard")
+def alarms_link_dashboard() -> list[str]:
+    name, props, body = dashboard()
+    link = DASHBOARD_LINK + render(props.get("DashboardName"))
+    alarms = of_type("AWS::CloudWatch::Alarm")
+    problems = []
+    listed = [a for w in body.get("widgets", []) if w.get("type") == "alarm" for a in w["properties"].get("alarms", [])]
+    expected = {f"<{a}.Arn>" for a in alarms}
+    for missing in sorted(expected - set(listed)):
+        problems.append(f"alarm widget: {missing} not listed")
+    for unknown in sorted(set(listed) - expected):
+        problems.append(f"alarm widget: {unknown} is not an alarm of this template")
+    for alarm_name, alarm in sorted(alarms.items()):
+        description = render(alarm["Properties"].get("AlarmDescription", ""))
+        if link not in description.split():
+            problems.append(f"{alarm_name}: description does not link to {link}")
+        # CloudWatch's limit, with the longest stack name (128) and region (14) substituted.
+        longest = description.replace("STACK", "s" * 128).replace("REGION", "r" * 14)
+        if len(longest) > 1024:
+            problems.append(f"{alarm_name}: description can reach {len(longest)} characters (limit 1024)")
+    output = render(CFN.get("Outputs", {}).get("DashboardUrl", {}).get("Value"))
+    if output != DASHBOARD_LINK + f"<{name}>":
+        problems.append(f"output DashboardUrl is {output!r}, expected {DASHBOARD_LINK}<{name}>")
     return problems
 
 
