@@ -1,0 +1,480 @@
+// The page's state and what the controls do: configuration, the MQTT connection, the race, the
+// rankings and the API views. Components only render this state and call these actions; the
+// logic they rely on (messages, output, placement, history, signing) lives in the plain modules.
+
+import { markRaw, reactive } from 'vue';
+import { Api, ApiError } from './api';
+import { apiBaseUrl, classTopic, localMqttUrl, speedFactor } from './config';
+import { emptyHistory, fetchHistory, type ClassHistory } from './history';
+import { MessageLog, type LoggedMessage } from './messages';
+import { MqttConnection, StaticUrl, type ConnectionState, type UrlSource } from './mqtt';
+import { beatsRecord, placeInTopK, rankStandings, recordAt, type Entry, type Placement } from './ranking';
+import { parseRealtime } from './realtime';
+import { RaceRun, RideGenerator, raceIdAt, uuid, type RaceTick } from './ride';
+import { racerName } from './roster';
+import type { ClientConfig, LeaderboardEntry, RaceSummary, RankedOutput } from './types';
+
+export type Phase = 'idle' | 'racing' | 'finished';
+
+export interface HereNowRow {
+  racerId: number;
+  output: number;
+  /** The output's text exactly as the realtime message carried it. */
+  raw: string;
+}
+
+export interface PageError {
+  key: string;
+  message: string;
+}
+
+/** How long the page waits for the broker to acknowledge the final message. */
+const FINAL_ACK_TIMEOUT_MS = 5000;
+/** After a race: how often and how many times the results and leaderboard are fetched again. */
+export const POST_RACE_POLL_MS = 1500;
+export const POST_RACE_POLLS = 8;
+/** Leaderboard rows fetched (the API's most): also tells whether a racer can have records. */
+export const LEADERBOARD_LIMIT = 100;
+export const RACES_LIMIT = 20;
+
+function describe(error: unknown): string {
+  if (error instanceof ApiError) return error.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function createSession(location: Location, envApiUrl: string | undefined) {
+  const apiBase = apiBaseUrl(location.search, envApiUrl, location.origin);
+  const api = new Api(apiBase);
+  const speed = speedFactor(location.search);
+  const log = new MessageLog();
+
+  const state = reactive({
+    apiBase,
+    speed,
+    config: null as ClientConfig | null,
+    configLoading: true,
+    connection: 'offline' as ConnectionState,
+    racerId: 1,
+    classId: 1,
+    phase: 'idle' as Phase,
+    raceId: null as number | null,
+    second: 0,
+    raceSeconds: 300,
+    liveOutput: null as number | null,
+    cadence: null as number | null,
+    resistance: null as number | null,
+    nudges: { cadence: 0, resistance: 0 },
+    /** Per second (index = second - 1): the live ride, the personal record, the all-time #1. */
+    series: markRaw({ self: [] as (number | null)[], record: [] as (number | null)[], leader: [] as (number | null)[] }),
+    seriesVersion: 0,
+    bests: null as (number | null)[] | null,
+    history: null as ClassHistory | null,
+    historyLoading: false,
+    alltime: { rows: [], selfIndex: -1, beyondTopK: false } as Placement,
+    alltimeSecond: 1,
+    recordNow: false,
+    recordSeconds: 0,
+    hereNowRaceId: null as number | null,
+    hereNow: [] as HereNowRow[],
+    hereNowUpdatedAt: 0,
+    leaderboard: [] as LeaderboardEntry[],
+    races: [] as RaceSummary[],
+    selectedRaceId: null as number | null,
+    raceResults: [] as RankedOutput[],
+    resultsLoading: false,
+    refreshing: false,
+    messages: [] as LoggedMessage[],
+    errors: [] as PageError[],
+    connectionNote: '',
+  });
+
+  let connection: MqttConnection | null = null;
+  let run: RaceRun | null = null;
+  let ride = new RideGenerator();
+  /** Latest standings per race of the selected class, from realtime messages. */
+  const latest = new Map<number, { ts: number; rows: HereNowRow[] }>();
+  let classLoad = 0;
+
+  function setError(key: string, error: unknown | null): void {
+    const rest = state.errors.filter((e) => e.key !== key);
+    state.errors = error === null ? rest : [...rest, { key, message: describe(error) }];
+  }
+
+  function dismissError(key: string): void {
+    setError(key, null);
+  }
+
+  /** Runs an API call, showing its failure in the page under `key` (and clearing it on success). */
+  async function guarded<T>(key: string, call: () => Promise<T>): Promise<T | undefined> {
+    try {
+      const value = await call();
+      setError(key, null);
+      return value;
+    } catch (error) {
+      setError(key, error);
+      return undefined;
+    }
+  }
+
+  function resetSeries(): void {
+    const n = state.raceSeconds;
+    state.series = markRaw({
+      self: new Array<number | null>(n).fill(null),
+      record: Array.from({ length: n }, (_, i) => recordAt(state.bests, i + 1)),
+      leader: Array.from({ length: n }, (_, i) => state.history?.seconds.get(i + 1)?.[0]?.output ?? null),
+    });
+    state.seriesVersion++;
+  }
+
+  function refreshCurves(): void {
+    const n = state.raceSeconds;
+    const series = state.series;
+    series.record = Array.from({ length: n }, (_, i) => recordAt(state.bests, i + 1));
+    series.leader = Array.from({ length: n }, (_, i) => state.history?.seconds.get(i + 1)?.[0]?.output ?? null);
+    if (series.self.length !== n) series.self = new Array<number | null>(n).fill(null);
+    state.seriesVersion++;
+  }
+
+  function updateAlltime(second: number, self: Entry | null): void {
+    const top = state.history?.seconds.get(second) ?? [];
+    const k = state.history?.topK ?? state.config?.topK ?? 100;
+    state.alltime = placeInTopK(top, self, k);
+    state.alltimeSecond = second;
+  }
+
+  function hereNowTarget(): number | null {
+    if (state.raceId !== null) return state.raceId;
+    if (state.config === null) return null;
+    return raceIdAt(Date.now(), state.config.windowSeconds);
+  }
+
+  function refreshHereNow(): void {
+    const target = hereNowTarget();
+    state.hereNowRaceId = target;
+    const entry = target === null ? undefined : latest.get(target);
+    state.hereNow = entry?.rows ?? [];
+    state.hereNowUpdatedAt = entry?.ts ?? 0;
+  }
+
+  function onMessage(topic: string, payload: string): void {
+    state.messages = log.add('received', topic, payload, Date.now()).slice();
+    const parsed = parseRealtime(payload);
+    if (parsed === null || parsed.message.classId !== state.classId) return;
+    const { message, rawOutputs } = parsed;
+    const previous = latest.get(message.raceId);
+    if (previous !== undefined && previous.ts > message.ts) return;
+    const rows = rankStandings(message.results).map((e) => ({
+      ...e,
+      raw: rawOutputs.get(String(e.racerId)) ?? String(e.output),
+    }));
+    latest.set(message.raceId, { ts: message.ts, rows });
+    while (latest.size > 8) latest.delete(latest.keys().next().value as number);
+    refreshHereNow();
+  }
+
+  async function loadConfig(): Promise<void> {
+    state.configLoading = true;
+    const config = await guarded('config', () => api.config());
+    state.configLoading = false;
+    if (config === undefined) return;
+    state.config = config;
+    state.raceSeconds = config.raceSeconds;
+    resetSeries();
+    await connect(config);
+    void loadClass();
+  }
+
+  async function connect(config: ClientConfig): Promise<void> {
+    connection?.end();
+    let source: UrlSource;
+    if (config.platform === 'aws') {
+      try {
+        const { CognitoIotUrl } = await import('./aws');
+        source = new CognitoIotUrl(config);
+      } catch (error) {
+        setError('mqtt', new Error(`Loading the AWS connection code failed: ${describe(error)}`));
+        return;
+      }
+    } else {
+      source = new StaticUrl(localMqttUrl(config.mqttEndpoint, apiBase));
+    }
+    connection = new MqttConnection(
+      source,
+      {
+        onState: (s) => {
+          state.connection = s;
+          if (s === 'connected') state.connectionNote = '';
+        },
+        onMessage,
+        onError: (message) => (state.connectionNote = message),
+      },
+      { clientId: `alleycat-web-${uuid().slice(0, 13)}` },
+    );
+    connection.setTopic(classTopic(config, state.classId));
+    try {
+      await connection.start();
+      setError('mqtt', null);
+    } catch (error) {
+      setError('mqtt', new Error(`Connecting to the live standings failed: ${describe(error)}`));
+    }
+  }
+
+  /**
+   * Whether the racer may have a personal-record curve in the class: they are on its leaderboard
+   * (they finished a race in it), or the leaderboard is too full to tell. Asking only then keeps
+   * the page from requesting curves that cannot exist, which browsers log as failed loads (404).
+   */
+  function mayHaveBests(): boolean {
+    return state.leaderboard.some((e) => e.racerId === state.racerId) || state.leaderboard.length >= LEADERBOARD_LIMIT;
+  }
+
+  async function loadBests(): Promise<void> {
+    const { racerId, classId } = state;
+    if (!mayHaveBests()) {
+      state.bests = null;
+      refreshCurves();
+      return;
+    }
+    const view = await guarded('bests', () => api.bests(racerId, classId));
+    if (state.racerId !== racerId || state.classId !== classId) return;
+    state.bests = view?.seconds ?? null;
+    refreshCurves();
+  }
+
+  async function loadLeaderboard(): Promise<LeaderboardEntry[] | undefined> {
+    const classId = state.classId;
+    const view = await guarded('leaderboard', () => api.leaderboard(classId, LEADERBOARD_LIMIT));
+    if (view === undefined || state.classId !== classId) return undefined;
+    state.leaderboard = view.entries;
+    return view.entries;
+  }
+
+  async function loadRaceResults(raceId: number): Promise<RankedOutput[] | undefined> {
+    const classId = state.classId;
+    state.resultsLoading = true;
+    const view = await guarded('results', () => api.race(raceId, classId));
+    state.resultsLoading = false;
+    if (view === undefined || state.classId !== classId || state.selectedRaceId !== raceId) return undefined;
+    state.raceResults = view.standings;
+    return view.standings;
+  }
+
+  /** Reloads the class's race list; selects `prefer` if listed, else keeps or picks the newest. */
+  async function loadRaces(prefer: number | null = null): Promise<RankedOutput[] | undefined> {
+    const classId = state.classId;
+    const list = await guarded('races', () => api.races(classId, RACES_LIMIT));
+    if (list === undefined || state.classId !== classId) return undefined;
+    state.races = list.races;
+    const ids = list.races.map((r) => r.raceId);
+    const pick =
+      prefer !== null && ids.includes(prefer)
+        ? prefer
+        : state.selectedRaceId !== null && ids.includes(state.selectedRaceId)
+          ? state.selectedRaceId
+          : (ids[0] ?? null);
+    state.selectedRaceId = pick;
+    if (pick === null) {
+      state.raceResults = [];
+      return undefined;
+    }
+    return loadRaceResults(pick);
+  }
+
+  async function loadHistory(): Promise<void> {
+    const classId = state.classId;
+    const config = state.config;
+    if (config === null) return;
+    const load = ++classLoad;
+    state.historyLoading = true;
+    // A class without races has no history object yet: asking would only log a failed load.
+    const history =
+      state.races.length === 0
+        ? emptyHistory(classId, config.topK)
+        : await guarded('history', () => fetchHistory(api, classId, config.topK));
+    if (load !== classLoad) return;
+    state.historyLoading = false;
+    state.history = markRaw(history ?? emptyHistory(classId, config.topK));
+    refreshCurves();
+    if (state.phase !== 'racing') updateAlltime(Math.max(1, state.second), null);
+  }
+
+  /** Everything that depends on the class: history (once per selection), bests, boards. */
+  async function loadClass(): Promise<void> {
+    if (state.config === null) return;
+    // The race list and the leaderboard first: they tell whether a history and records can exist.
+    await Promise.all([loadLeaderboard(), loadRaces()]);
+    await Promise.all([loadHistory(), loadBests()]);
+  }
+
+  function selectClass(classId: number): void {
+    if (state.phase === 'racing' || classId === state.classId) return;
+    state.classId = classId;
+    state.phase = 'idle';
+    state.raceId = null;
+    state.second = 0;
+    state.liveOutput = null;
+    state.history = null;
+    state.bests = null;
+    state.leaderboard = [];
+    state.races = [];
+    state.selectedRaceId = null;
+    state.raceResults = [];
+    state.alltime = { rows: [], selfIndex: -1, beyondTopK: false };
+    latest.clear();
+    refreshHereNow();
+    resetSeries();
+    if (state.config !== null) connection?.setTopic(classTopic(state.config, classId));
+    void loadClass();
+  }
+
+  function selectRacer(racerId: number): void {
+    if (state.phase === 'racing' || racerId === state.racerId) return;
+    state.racerId = racerId;
+    state.phase = 'idle';
+    state.raceId = null;
+    state.second = 0;
+    state.liveOutput = null;
+    state.bests = null;
+    state.recordNow = false;
+    refreshHereNow();
+    resetSeries();
+    void loadBests();
+  }
+
+  function selectResultsRace(raceId: number): void {
+    state.selectedRaceId = raceId;
+    void loadRaceResults(raceId);
+  }
+
+  function onTick(tick: RaceTick): Promise<unknown> {
+    const { second, message, output } = tick;
+    state.second = second;
+    state.liveOutput = output;
+    state.cadence = message.cadence;
+    state.resistance = message.resistance;
+    state.series.self[second - 1] = output;
+    state.seriesVersion++;
+    const record = beatsRecord(state.bests, second, output);
+    state.recordNow = record;
+    if (record) state.recordSeconds++;
+    updateAlltime(second, { racerId: state.racerId, output });
+    const payload = JSON.stringify(message);
+    const topic = state.config?.publishTopic ?? 'alleycat-publish';
+    state.messages = log.add('sent', topic, payload, Date.now()).slice();
+    if (connection === null) return Promise.resolve();
+    return connection.publish(topic, payload).catch((error: unknown) => {
+      state.connectionNote = `Publishing second ${second} failed: ${describe(error)}`;
+    });
+  }
+
+  async function startRace(): Promise<void> {
+    const config = state.config;
+    if (config === null || state.phase === 'racing') return;
+    state.phase = 'racing';
+    state.second = 0;
+    state.liveOutput = null;
+    state.recordNow = false;
+    state.recordSeconds = 0;
+    ride = new RideGenerator();
+    state.nudges = ride.nudges;
+    // The personal-record curve may have grown since the last race.
+    await loadBests();
+    resetSeries();
+    const startMs = Date.now();
+    run = new RaceRun(
+      {
+        racerId: state.racerId,
+        name: racerName(state.racerId),
+        classId: state.classId,
+        raceSeconds: config.raceSeconds,
+        windowSeconds: config.windowSeconds,
+        speed: state.speed,
+        startMs,
+        ride,
+      },
+      {
+        now: () => performance.now(),
+        setTimeout: (callback, ms) => window.setTimeout(callback, ms),
+        clearTimeout: (handle) => window.clearTimeout(handle as number),
+      },
+      (tick) => {
+        const sent = onTick(tick);
+        if (tick.second < config.raceSeconds) return undefined;
+        return Promise.race([sent, sleep(FINAL_ACK_TIMEOUT_MS)]);
+      },
+    );
+    state.raceId = run.raceId;
+    refreshHereNow();
+    run.start();
+    const outcome = await run.done;
+    run = null;
+    if (outcome === 'finished') await afterRace();
+  }
+
+  /**
+   * After the final message: the backend is asynchronous, so the race results and the leaderboard
+   * are fetched a few times until this racer shows in both (or the leaderboard is full without
+   * them), then the race is `finished`.
+   */
+  async function afterRace(): Promise<void> {
+    const raceId = state.raceId;
+    const racerId = state.racerId;
+    state.refreshing = true;
+    for (let poll = 0; poll < POST_RACE_POLLS; poll++) {
+      if (poll > 0) await sleep(POST_RACE_POLL_MS);
+      const [board, results] = await Promise.all([loadLeaderboard(), loadRaces(raceId)]);
+      const inResults = state.selectedRaceId === raceId && (results ?? []).some((r) => r.racerId === racerId);
+      const inBoard =
+        board !== undefined && (board.some((e) => e.racerId === racerId) || board.length >= LEADERBOARD_LIMIT);
+      if (inResults && inBoard) break;
+    }
+    state.refreshing = false;
+    state.phase = 'finished';
+  }
+
+  function nudge(which: 'cadence' | 'resistance', direction: 1 | -1): void {
+    if (which === 'cadence') ride.nudgeCadence(direction);
+    else ride.nudgeResistance(direction);
+    state.nudges = ride.nudges;
+  }
+
+  function retryConfig(): void {
+    void loadConfig();
+  }
+
+  function setOnline(online: boolean): void {
+    connection?.setOnline(online);
+    if (!online && state.connection !== 'connected') state.connection = 'offline';
+  }
+
+  /** Keeps "Here now" on the current start window while no race is ridden. */
+  function tickClock(): void {
+    if (state.raceId === null) refreshHereNow();
+  }
+
+  function dispose(): void {
+    run?.stop();
+    connection?.end();
+  }
+
+  return {
+    state,
+    report: setError,
+    loadConfig,
+    retryConfig,
+    selectClass,
+    selectRacer,
+    selectResultsRace,
+    startRace,
+    nudge,
+    dismissError,
+    setOnline,
+    tickClock,
+    dispose,
+  };
+}
+
+export type Session = ReturnType<typeof createSession>;

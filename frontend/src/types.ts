@@ -1,0 +1,99 @@
+// Wire shapes of the API and MQTT, mirroring crates/alleycat-domain/src/views.rs (camelCase JSON).
+
+export type Platform = 'aws' | 'local';
+
+/** `GET /config`. */
+export interface ClientConfig {
+  platform: Platform;
+  region: string;
+  identityPoolId: string;
+  /** The IoT endpoint host on AWS, a `ws://` URL on the embedded stack. */
+  mqttEndpoint: string;
+  publishTopic: string;
+  subscribeTopicPrefix: string;
+  raceSeconds: number;
+  windowSeconds: number;
+  topK: number;
+}
+
+export interface RankedOutput {
+  rank: number;
+  racerId: number;
+  output: number;
+}
+
+/** One race of `GET /races?classId=&limit=`. */
+export interface RaceSummary {
+  raceId: number;
+  racers: number;
+  leader: RankedOutput | null;
+  updatedAt: number;
+  over: boolean;
+}
+
+/** `GET /races?classId=&limit=`: newest first. */
+export interface RaceList {
+  classId: number;
+  races: RaceSummary[];
+}
+
+/** `GET /races/{raceId}?classId=`. */
+export interface RaceView {
+  classId: number;
+  raceId: number;
+  updatedAt: number;
+  over: boolean;
+  standings: RankedOutput[];
+}
+
+export interface LeaderboardEntry {
+  racerId: number;
+  name: string;
+  best: number;
+  raceId: number;
+  updatedAt: number;
+}
+
+/** `GET /leaderboard?classId=&limit=`. */
+export interface LeaderboardView {
+  classId: number;
+  entries: LeaderboardEntry[];
+}
+
+/** `GET /racers/{racerId}/bests?classId=`: index 0 is second 1; `null` where never ridden. */
+export interface RacerBestsView {
+  racerId: number;
+  classId: number;
+  seconds: (number | null)[];
+}
+
+/** `GET /history/{classId}`. */
+export interface HistoryLink {
+  classId: number;
+  url: string;
+  expiresAt: number;
+}
+
+/** Realtime message on `alleycat-subscribe/class-<c>`. */
+export interface RealtimeMessage {
+  msg: 'results';
+  classId: number;
+  raceId: number;
+  ts: number;
+  /** Best output per racer id. */
+  results: Record<string, number>;
+}
+
+/** Device message on `alleycat-publish` (DESIGN section 2). */
+export interface DeviceMessage {
+  uuid: string;
+  event: 'update' | 'final';
+  deviceTimestamp: number;
+  second: number;
+  raceId: number;
+  name: string;
+  racerId: number;
+  classId: number;
+  cadence: number;
+  resistance: number;
+}
