@@ -1,0 +1,629 @@
+#!/usr/bin/env node
+// End-to-end test of the Alleycat frontend in a real headless Chromium.
+//
+// Starts the embedded stack (`alleycat-local`) on free ports with a fresh data directory, serving
+// the built frontend (frontend/dist); opens the app, rides racer 7 of class 2 in the browser while
+// the simulator rides 50 racers (ids 100-149) of the same class and race over MQTT; checks the live
+// screen (messages, connection, "Here now", chart), then the finished race (results and leaderboard
+// against the API), and that an unreachable API shows an error banner instead of a blank page.
+//
+// Run through `bash scripts/frontend-test` (which builds everything first), or directly:
+//   cd frontend/e2e && npm ci && node run.mjs
+// Environment (all optional):
+//   CARGO_TARGET_DIR        where cargo built the binaries (default ~/.cache/alleycat-target;
+//                           relative paths are taken from the repository root)
+//   ALLEYCAT_LOCAL_BIN      the alleycat-local binary (default $CARGO_TARGET_DIR/debug/alleycat-local)
+//   ALLEYCAT_SIMULATOR_BIN  the simulator binary (default $CARGO_TARGET_DIR/debug/simulator)
+//   ALLEYCAT_FRONTEND_DIST  the built frontend (default frontend/dist)
+//   CHROMIUM_PATH           the browser (default /usr/bin/chromium)
+// Artifacts (screenshots, the browser console) go to frontend/e2e/artifacts/.
+// Exit status: 0 every check passed, 1 otherwise.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+// --- Configuration --------------------------------------------------------------------------------
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(HERE, '..', '..');
+const ARTIFACTS = join(HERE, 'artifacts');
+
+const targetDirEnv = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache', 'alleycat-target');
+const TARGET_DIR = isAbsolute(targetDirEnv) ? targetDirEnv : resolve(REPO, targetDirEnv);
+const LOCAL_BIN = process.env.ALLEYCAT_LOCAL_BIN || join(TARGET_DIR, 'debug', 'alleycat-local');
+const SIMULATOR_BIN = process.env.ALLEYCAT_SIMULATOR_BIN || join(TARGET_DIR, 'debug', 'simulator');
+const FRONTEND_DIST = resolve(process.env.ALLEYCAT_FRONTEND_DIST || join(REPO, 'frontend', 'dist'));
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+const CLASS_ID = 2;
+const RACER_ID = 7;
+const SIM_FIRST_RACER = 100;
+const SIM_RACERS = 50;
+const SPEED = 20;
+const RACE_SECONDS = 60;
+const WINDOW_SECONDS = 3600;
+/** Riding needs this much of the start window left, so that browser and simulator share a race. */
+const WINDOW_MARGIN_MS = 120_000;
+const MIN_SIMULATED_HERE_NOW = 10;
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+// --- Logging and checks ---------------------------------------------------------------------------
+
+const T0 = Date.now();
+const elapsed = () => `${((Date.now() - T0) / 1000).toFixed(1).padStart(6)}s`;
+const log = (...args) => console.log(`[e2e ${elapsed()}]`, ...args);
+
+/** Every named check, in order, with its outcome. */
+const checks = [];
+
+class CheckFailed extends Error {}
+
+/** Runs one named check; a failure is recorded and rethrown (later checks depend on it). */
+async function check(name, fn) {
+  const started = Date.now();
+  try {
+    const detail = await fn();
+    checks.push({ name, ok: true, ms: Date.now() - started });
+    log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
+    return detail;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    checks.push({ name, ok: false, ms: Date.now() - started, message });
+    log(`FAIL ${name}: ${message}`);
+    throw new CheckFailed(`${name}: ${message}`);
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+/**
+ * Calls `probe` until it returns `{ ok: true, ... }` or `timeoutMs` passes; then throws with
+ * `what` and the last probe's result, so a failure says what the page looked like.
+ */
+async function poll(what, probe, { timeoutMs, intervalMs = 100 }) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await probe();
+    } catch (error) {
+      last = { ok: false, error: error instanceof Error ? error.message : String(error) };
+    }
+    if (last && last.ok) return last;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; last seen: ${JSON.stringify(last)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Chromium logs every 4xx response as a console error ("Failed to load resource"), also when the
+ * app expects it. Two 404s are the API's way of saying "nothing yet" on a fresh stack, and the app
+ * handles them as such: a racer's personal-record curve (`GET /api/racers/{id}/bests`) before
+ * their first history merge, and a class history object before anyone finished a race in the
+ * class. Those are not counted; every other console error is.
+ */
+function isExpectedNotFound(text, url) {
+  if (!url || !/^Failed to load resource: the server responded with a status of 404\b/.test(text)) return false;
+  const { pathname } = new URL(url);
+  return /^\/api\/racers\/\d+\/bests$/.test(pathname) || /^\/objects\/[^/]+\/class-[1-6]\.json\.gz$/.test(pathname);
+}
+
+// --- Child processes ------------------------------------------------------------------------------
+
+/** A child process whose output is kept (last lines) for the failure report. */
+class Child {
+  constructor(name, command, args) {
+    this.name = name;
+    this.command = [command, ...args].join(' ');
+    this.lines = { stdout: [], stderr: [] };
+    this.process = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exit = new Promise((resolveExit) => {
+      this.process.on('error', (error) => {
+        this.keep('stderr', `spawn error: ${error.message}`);
+        this.exited = { code: null, signal: null, error };
+        resolveExit(this.exited);
+      });
+      this.process.on('exit', (code, signal) => {
+        this.exited = { code, signal };
+        resolveExit(this.exited);
+      });
+    });
+    for (const stream of ['stdout', 'stderr']) {
+      let partial = '';
+      this.process[stream].setEncoding('utf8');
+      this.process[stream].on('data', (chunk) => {
+        const parts = (partial + chunk).split('\n');
+        partial = parts.pop();
+        for (const line of parts) this.keep(stream, line);
+      });
+      this.process[stream].on('end', () => partial && this.keep(stream, partial));
+    }
+    children.add(this);
+  }
+
+  keep(stream, line) {
+    const lines = this.lines[stream];
+    lines.push(line);
+    if (lines.length > 80) lines.shift();
+  }
+
+  get running() {
+    return this.exited === undefined;
+  }
+
+  /** SIGTERM (a graceful stop), SIGKILL after `graceMs`. */
+  async stop(graceMs = 5000) {
+    if (this.running) {
+      this.process.kill('SIGTERM');
+      const timer = setTimeout(() => this.running && this.process.kill('SIGKILL'), graceMs);
+      await this.exit;
+      clearTimeout(timer);
+    }
+    children.delete(this);
+  }
+
+  report() {
+    const status = this.running ? 'still running' : `exited with ${JSON.stringify(this.exited)}`;
+    let text = `\n--- ${this.name} (${status}): ${this.command}\n`;
+    for (const stream of ['stderr', 'stdout']) {
+      const lines = this.lines[stream];
+      text += lines.length ? `  last ${lines.length} lines of ${stream}:\n${lines.map((l) => `    ${l}`).join('\n')}\n` : `  (no ${stream})\n`;
+    }
+    return text;
+  }
+}
+
+const children = new Set();
+/** Every child ever started, for the failure report. */
+const allChildren = [];
+
+function startChild(name, command, args) {
+  const child = new Child(name, command, args);
+  allChildren.push(child);
+  return child;
+}
+
+// Whatever happens, no child outlives the test.
+process.on('exit', () => {
+  for (const child of children) if (child.running) child.process.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    log(`${signal}: stopping`);
+    for (const child of children) if (child.running) child.process.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
+/** A TCP port nothing listens on right now. */
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+// --- Page probes (run in the browser) -------------------------------------------------------------
+
+/** What the live screen shows now: messages, connection, "Here now", chart, race panel. */
+function liveSnapshot({ racerId, simFirst, simLast }) {
+  const q = (sel) => document.querySelector(`[data-testid=${sel}]`);
+  const all = (sel) => [...document.querySelectorAll(`[data-testid=${sel}]`)];
+  const messages = all('message-row');
+  const hereNow = all('here-now-row').map((row) => ({
+    racerId: Number(row.getAttribute('data-racer-id')),
+    output: row.getAttribute('data-output'),
+    self: row.getAttribute('data-self'),
+  }));
+  const numeric = (v) => v !== null && v.trim() !== '' && Number.isFinite(Number(v));
+  const own = hereNow.find((row) => row.racerId === racerId);
+  const simulated = hereNow.filter((row) => row.racerId >= simFirst && row.racerId <= simLast);
+  const progress = q('race-progress');
+  return {
+    state: q('race-panel')?.getAttribute('data-state') ?? null,
+    connection: q('connection-state')?.textContent.trim() ?? null,
+    raceId: q('race-id')?.textContent.trim() ?? null,
+    liveOutput: q('live-output')?.textContent.trim() ?? null,
+    progress: progress
+      ? {
+          value: progress.getAttribute('value') ?? progress.getAttribute('aria-valuenow'),
+          max: progress.getAttribute('max') ?? progress.getAttribute('aria-valuemax'),
+        }
+      : null,
+    messages: messages.length,
+    sent: messages.filter((row) => row.getAttribute('data-direction') === 'sent').length,
+    received: messages.filter((row) => row.getAttribute('data-direction') === 'received').length,
+    hereNowRows: hereNow.length,
+    own: own ?? null,
+    ownIsSelf: own?.self === 'true',
+    simulated: simulated.length,
+    simulatedNumeric: simulated.filter((row) => numeric(row.output)).length,
+    nonNumericOutputs: hereNow.filter((row) => !numeric(row.output)).slice(0, 5),
+    selfRows: hereNow.filter((row) => row.self === 'true').map((row) => row.racerId),
+    chartCanvases: q('live-chart')?.querySelectorAll('canvas').length ?? null,
+    newestMessage: messages[0]?.textContent.trim().slice(0, 300) ?? null,
+  };
+}
+
+/** Rows of the race results and the leaderboard. */
+function finishedSnapshot() {
+  const rows = (sel, attr) =>
+    [...document.querySelectorAll(`[data-testid=${sel}]`)].map((row) => ({
+      racerId: Number(row.getAttribute('data-racer-id')),
+      value: row.getAttribute(attr),
+    }));
+  const select = document.querySelector('[data-testid=results-race-select]');
+  return {
+    state: document.querySelector('[data-testid=race-panel]')?.getAttribute('data-state') ?? null,
+    resultsSelect: select ? { value: select.value ?? null, text: select.textContent.trim().slice(0, 200) } : null,
+    results: rows('result-row', 'data-output'),
+    leaderboard: rows('leaderboard-row', 'data-best'),
+  };
+}
+
+// --- The test -------------------------------------------------------------------------------------
+
+async function main() {
+  log(`repository ${REPO}`);
+  for (const [what, path] of [
+    ['alleycat-local binary', LOCAL_BIN],
+    ['simulator binary', SIMULATOR_BIN],
+    ['Chromium', CHROMIUM],
+    ['built frontend', join(FRONTEND_DIST, 'index.html')],
+  ]) {
+    if (!existsSync(path)) {
+      throw new CheckFailed(`${what} not found at ${path} (bash scripts/frontend-test builds everything)`);
+    }
+  }
+  await rm(ARTIFACTS, { recursive: true, force: true });
+  await mkdir(ARTIFACTS, { recursive: true });
+
+  const dataDir = await mkdtemp(join(tmpdir(), 'alleycat-e2e-'));
+  let browser;
+  let page;
+  const consoleErrors = [];
+  const expectedNotFound = [];
+  const consoleLog = [];
+  try {
+    // The stack.
+    const [httpPort, mqttPort, wsPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    const base = `http://127.0.0.1:${httpPort}`;
+    const stack = startChild('alleycat-local', LOCAL_BIN, [
+      '--data-dir', dataDir,
+      '--host', '127.0.0.1',
+      '--http-port', String(httpPort),
+      '--mqtt-port', String(mqttPort),
+      '--ws-port', String(wsPort),
+      '--frontend-dir', FRONTEND_DIST,
+      '--race-seconds', String(RACE_SECONDS),
+      '--window-seconds', String(WINDOW_SECONDS),
+      '--firehose-interval-seconds', '2',
+      '--leaderboard-batching-window-ms', '200',
+      '--log', 'warn,rumqttd=off',
+    ]);
+    await check('embedded stack starts (GET /_local/status)', async () => {
+      await poll('GET /_local/status to answer 200', async () => {
+        if (!stack.running) throw new Error(`alleycat-local exited: ${JSON.stringify(stack.exited)}`);
+        const response = await fetch(`${base}/_local/status`, { signal: AbortSignal.timeout(2000) });
+        return { ok: response.status === 200, status: response.status };
+      }, { timeoutMs: 30_000, intervalMs: 200 });
+      const config = await getJson(`${base}/api/config`);
+      assert(config.platform === 'local', `/api/config platform ${config.platform}`);
+      assert(config.raceSeconds === RACE_SECONDS && config.windowSeconds === WINDOW_SECONDS,
+        `/api/config race ${config.raceSeconds}s window ${config.windowSeconds}s`);
+      return `${base}, MQTT ${mqttPort}, WebSocket ${wsPort}, data ${dataDir}`;
+    });
+    if (!stack.running) throw new CheckFailed('alleycat-local stopped');
+
+    // The browser.
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+    log(`Chromium ${browser.version()}`);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await context.newPage();
+    page.on('console', (message) => {
+      const location = message.location();
+      const where = location?.url ? ` (${location.url}:${location.lineNumber})` : '';
+      consoleLog.push(`${new Date().toISOString()} ${message.type()}: ${message.text()}${where}`);
+      if (message.type() !== 'error') return;
+      if (isExpectedNotFound(message.text(), location?.url)) expectedNotFound.push(location.url);
+      else consoleErrors.push(`console.error: ${message.text()}${where}`);
+    });
+    page.on('pageerror', (error) => {
+      consoleLog.push(`${new Date().toISOString()} pageerror: ${error.stack || error.message}`);
+      consoleErrors.push(`page error: ${error.stack || error.message}`);
+    });
+    page.on('requestfailed', (request) => {
+      consoleLog.push(`${new Date().toISOString()} requestfailed: ${request.method()} ${request.url()} ${request.failure()?.errorText ?? ''}`);
+    });
+
+    const url = `${base}/?speed=${SPEED}`;
+    await check('app loads, idle and connected', async () => {
+      const response = await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
+      assert(response && response.ok(), `GET ${url}: ${response?.status()}`);
+      const snapshot = await poll('race panel idle and connection-state "connected"', async () => {
+        const s = await page.evaluate(liveSnapshot, { racerId: RACER_ID, simFirst: SIM_FIRST_RACER, simLast: SIM_FIRST_RACER + SIM_RACERS - 1 });
+        return { ...s, ok: s.state === 'idle' && s.connection === 'connected' };
+      }, { timeoutMs: 30_000 });
+      return `state ${snapshot.state}, connection ${snapshot.connection}`;
+    });
+
+    await check('class and racer selects offer classes 1-6 and racers 1-100', async () => {
+      const options = await page.evaluate(() => {
+        const values = (sel) => [...(document.querySelector(`[data-testid=${sel}]`)?.options ?? [])].map((o) => o.value);
+        return { classes: values('class-select'), racers: values('racer-select') };
+      });
+      const numbers = (values) => values.map(Number).filter(Number.isInteger);
+      const classes = numbers(options.classes);
+      const racers = numbers(options.racers);
+      for (let c = 1; c <= 6; c += 1) assert(classes.includes(c), `class-select lacks ${c}: ${options.classes.join(',')}`);
+      for (let r = 1; r <= 100; r += 1) assert(racers.includes(r), `racer-select lacks ${r} (${options.racers.length} options)`);
+      return `${options.classes.length} classes, ${options.racers.length} racers`;
+    });
+
+    await check(`select class ${CLASS_ID} and racer ${RACER_ID}`, async () => {
+      await page.locator('[data-testid=class-select]').selectOption(String(CLASS_ID), { timeout: 10_000 });
+      await page.locator('[data-testid=racer-select]').selectOption(String(RACER_ID), { timeout: 10_000 });
+      // A class change resubscribes: be connected again before riding.
+      await poll('connection-state "connected" after the selection', async () => {
+        const s = await page.evaluate(() => ({
+          connection: document.querySelector('[data-testid=connection-state]')?.textContent.trim(),
+          classId: document.querySelector('[data-testid=class-select]')?.value,
+          racerId: document.querySelector('[data-testid=racer-select]')?.value,
+        }));
+        return { ...s, ok: s.connection === 'connected' && s.classId === String(CLASS_ID) && s.racerId === String(RACER_ID) };
+      }, { timeoutMs: 20_000 });
+    });
+
+    // Browser and simulator must start in the same start window (raceId = floor(ms / window)).
+    const windowMs = WINDOW_SECONDS * 1000;
+    const left = windowMs - (Date.now() % windowMs);
+    if (left < WINDOW_MARGIN_MS) {
+      log(`only ${(left / 1000).toFixed(0)}s left in the current ${WINDOW_SECONDS}s start window: waiting ` +
+        `${((left + 1000) / 1000).toFixed(0)}s for the next one, so that browser and simulator share one race`);
+      await sleep(left + 1000);
+    }
+    const raceId = Math.floor(Date.now() / windowMs);
+    const simLast = SIM_FIRST_RACER + SIM_RACERS - 1;
+    const probeArgs = { racerId: RACER_ID, simFirst: SIM_FIRST_RACER, simLast };
+    const before = await page.evaluate(liveSnapshot, probeArgs);
+
+    // Ride: the simulator's racers and the browser's racer, concurrently.
+    log(`riding race ${raceId} of class ${CLASS_ID}: racer ${RACER_ID} in the browser, racers ${SIM_FIRST_RACER}-${simLast} in the simulator, speed ${SPEED}`);
+    const simulator = startChild('simulator', SIMULATOR_BIN, [
+      '--target', 'mqtt',
+      '--url', `mqtt://127.0.0.1:${mqttPort}`,
+      '--racers', String(SIM_RACERS),
+      '--class-id', String(CLASS_ID),
+      '--first-racer-id', String(SIM_FIRST_RACER),
+      '--seconds', String(RACE_SECONDS),
+      '--window-seconds', String(WINDOW_SECONDS),
+      '--speed', String(SPEED),
+      '--quiet',
+    ]);
+
+    await check('Start Race starts a race (racing, button disabled)', async () => {
+      await page.locator('[data-testid=start-race]').click({ timeout: 10_000 });
+      // Read state and button together, while racing.
+      const handle = await page.waitForFunction(() => {
+        const state = document.querySelector('[data-testid=race-panel]')?.getAttribute('data-state');
+        const button = document.querySelector('[data-testid=start-race]');
+        if (state === 'racing') return { state, disabled: Boolean(button?.disabled) };
+        if (state === 'finished') return { state, disabled: null };
+        return false;
+      }, null, { timeout: 10_000, polling: 'raf' });
+      const seen = await handle.jsonValue();
+      assert(seen.state === 'racing', `the race panel went to "${seen.state}" without showing "racing"`);
+      assert(seen.disabled, 'start-race is enabled while racing');
+    });
+
+    await check('race-id shows the current race', async () => {
+      const s = await poll('race-id to show digits', async () => {
+        const text = await page.evaluate(() => document.querySelector('[data-testid=race-id]')?.textContent.trim() ?? null);
+        return { ok: /^\d+$/.test(text ?? ''), text };
+      }, { timeoutMs: 10_000 });
+      assert(Number(s.text) === raceId, `race-id shows ${s.text}, expected floor(now / ${windowMs}) = ${raceId}`);
+      return s.text;
+    });
+
+    let runningMessages;
+    await check('live screen: messages sent and received, connected, "Here now", chart', async () => {
+      const s = await poll(`messages growing (sent and received), "connected", racer ${RACER_ID} (self) and >= ${MIN_SIMULATED_HERE_NOW} simulated racers with numeric outputs in "Here now", a canvas in the chart`, async () => {
+        const snap = await page.evaluate(liveSnapshot, probeArgs);
+        const ok =
+          snap.messages > before.messages &&
+          snap.sent >= 2 && snap.received >= 1 &&
+          snap.connection === 'connected' &&
+          snap.own !== null && snap.ownIsSelf && snap.own.output !== null && Number.isFinite(Number(snap.own.output)) &&
+          snap.selfRows.length === 1 &&
+          snap.simulatedNumeric >= MIN_SIMULATED_HERE_NOW &&
+          snap.chartCanvases > 0;
+        return { ...snap, ok };
+      }, { timeoutMs: 45_000 });
+      runningMessages = { count: s.messages, newest: s.newestMessage };
+      await page.screenshot({ path: join(ARTIFACTS, 'running.png'), fullPage: true });
+      return `state ${s.state}, ${s.messages} messages (${s.sent} sent, ${s.received} received, ${before.messages} before), ` +
+        `"Here now" ${s.hereNowRows} rows with ${s.simulated} simulated, own output ${s.own.output}, live output ${s.liveOutput}, ` +
+        `progress ${JSON.stringify(s.progress)}; running.png`;
+    });
+
+    await check('live-output and race-progress show the ride', async () => {
+      const s = await page.evaluate(liveSnapshot, probeArgs);
+      assert(/\d/.test(s.liveOutput ?? ''), `live-output is ${JSON.stringify(s.liveOutput)}`);
+      assert(s.progress && Number(s.progress.value) > 0 && Number(s.progress.max) > 0,
+        `race-progress is ${JSON.stringify(s.progress)}`);
+      return `live-output ${s.liveOutput}, progress ${s.progress.value}/${s.progress.max}`;
+    });
+
+    await check('race finishes (race-panel data-state=finished)', async () => {
+      await page.waitForSelector('[data-testid=race-panel][data-state=finished]', { state: 'attached', timeout: 60_000 });
+      const enabled = await page.locator('[data-testid=start-race]').isEnabled();
+      if (!enabled) log('note: start-race is still disabled after the race finished');
+    });
+
+    await check('messages kept coming during the race', async () => {
+      const s = await page.evaluate(liveSnapshot, probeArgs);
+      assert(s.messages > runningMessages.count || s.newestMessage !== runningMessages.newest,
+        `the messages panel did not change since the live check: ${s.messages} rows, newest ${JSON.stringify(s.newestMessage)}`);
+      return `${runningMessages.count} -> ${s.messages} rows (${s.sent} sent, ${s.received} received)`;
+    });
+
+    await check('simulator delivers every record (exit 0)', async () => {
+      const timeout = sleep(90_000).then(() => 'timeout');
+      const exited = await Promise.race([simulator.exit, timeout]);
+      assert(exited !== 'timeout', 'the simulator is still running 90 s later');
+      assert(exited.code === 0, `the simulator exited with ${JSON.stringify(exited)}`);
+    });
+
+    const apiRaceUrl = `${base}/api/races/${raceId}?classId=${CLASS_ID}`;
+    const apiLeaderboardUrl = `${base}/api/leaderboard?classId=${CLASS_ID}&limit=100`;
+
+    await check(`API race standings hold racer ${RACER_ID} and all ${SIM_RACERS} simulated racers`, async () => {
+      const s = await poll(`GET ${apiRaceUrl} to list racer ${RACER_ID} and racers ${SIM_FIRST_RACER}-${simLast}`, async () => {
+        const race = await getJson(apiRaceUrl);
+        const ids = new Set(race.standings.map((entry) => entry.racerId));
+        const missing = [RACER_ID];
+        for (let id = SIM_FIRST_RACER; id <= simLast; id += 1) missing.push(id);
+        const stillMissing = missing.filter((id) => !ids.has(id));
+        return { ok: stillMissing.length === 0, racers: ids.size, missing: stillMissing.slice(0, 10) };
+      }, { timeoutMs: 30_000, intervalMs: 250 });
+      return `${s.racers} racers`;
+    });
+
+    await check(`race results and leaderboard list racer ${RACER_ID}`, async () => {
+      const s = await poll(`result-row and leaderboard-row of racer ${RACER_ID}`, async () => {
+        const [snap, board] = await Promise.all([page.evaluate(finishedSnapshot), getJson(apiLeaderboardUrl)]);
+        const ok = snap.results.some((row) => row.racerId === RACER_ID) && snap.leaderboard.some((row) => row.racerId === RACER_ID);
+        const apiRank = board.entries.findIndex((entry) => entry.racerId === RACER_ID);
+        return { ok, state: snap.state, apiLeaderboard: `racer ${RACER_ID} at rank ${apiRank + 1} of ${board.entries.length} in the API's leaderboard`, resultsSelect: snap.resultsSelect, results: snap.results.length, leaderboard: snap.leaderboard.length,
+          ownResult: snap.results.find((row) => row.racerId === RACER_ID) ?? null,
+          ownBest: snap.leaderboard.find((row) => row.racerId === RACER_ID) ?? null };
+      }, { timeoutMs: 30_000, intervalMs: 250 });
+      return `${s.results} result rows, ${s.leaderboard} leaderboard rows`;
+    });
+
+    await check('race results and leaderboard equal the API', async () => {
+      // Poll both sides: the API is eventually consistent, the page refreshes on its own.
+      const s = await poll(`the page's result and leaderboard rows to equal ${apiRaceUrl} and ${apiLeaderboardUrl}`, async () => {
+        const [snap, race, board] = await Promise.all([page.evaluate(finishedSnapshot), getJson(apiRaceUrl), getJson(apiLeaderboardUrl)]);
+        const apiOutput = new Map(race.standings.map((entry) => [entry.racerId, entry.output]));
+        const apiBest = new Map(board.entries.map((entry) => [entry.racerId, entry.best]));
+        const ownResult = snap.results.find((row) => row.racerId === RACER_ID);
+        const ownBest = snap.leaderboard.find((row) => row.racerId === RACER_ID);
+        const resultMismatches = snap.results
+          .filter((row) => Number(row.value) !== apiOutput.get(row.racerId) || row.value === null || row.value.trim() === '')
+          .map((row) => ({ racerId: row.racerId, page: row.value, api: apiOutput.get(row.racerId) ?? null }));
+        const leaderboardMismatches = snap.leaderboard
+          .filter((row) => Number(row.value) !== apiBest.get(row.racerId) || row.value === null || row.value.trim() === '')
+          .map((row) => ({ racerId: row.racerId, page: row.value, api: apiBest.get(row.racerId) ?? null }));
+        const ok = Boolean(ownResult && ownBest) && resultMismatches.length === 0 && leaderboardMismatches.length === 0 &&
+          Number(ownResult.value) === apiOutput.get(RACER_ID) && Number(ownBest.value) === apiBest.get(RACER_ID);
+        return {
+          ok,
+          own: { pageOutput: ownResult?.value ?? null, apiOutput: apiOutput.get(RACER_ID) ?? null, pageBest: ownBest?.value ?? null, apiBest: apiBest.get(RACER_ID) ?? null },
+          rows: { results: snap.results.length, leaderboard: snap.leaderboard.length },
+          resultMismatches: resultMismatches.slice(0, 5),
+          leaderboardMismatches: leaderboardMismatches.slice(0, 5),
+        };
+      }, { timeoutMs: 30_000, intervalMs: 500 });
+      await page.screenshot({ path: join(ARTIFACTS, 'finished.png'), fullPage: true });
+      return `racer ${RACER_ID}: output ${s.own.pageOutput} = API ${s.own.apiOutput}, best ${s.own.pageBest} = API ${s.own.apiBest}; ` +
+        `all ${s.rows.results} result rows and ${s.rows.leaderboard} leaderboard rows equal the API; finished.png`;
+    });
+
+    await check('no console errors or page errors', async () => {
+      assert(consoleErrors.length === 0, `${consoleErrors.length} error(s):\n  ${consoleErrors.join('\n  ')}`);
+      return expectedNotFound.length
+        ? `not counted: ${expectedNotFound.length} expected 404(s) of data that does not exist yet (${[...new Set(expectedNotFound.map((u) => new URL(u).pathname))].join(', ')})`
+        : undefined;
+    });
+
+    // An unreachable API: an error banner, not a blank page. Its console errors (the failed
+    // fetches) are expected and not counted.
+    await check('an unreachable API shows the api-error banner', async () => {
+      const context2 = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      try {
+        const page2 = await context2.newPage();
+        const response = await page2.goto(`${base}/?api=${encodeURIComponent('http://127.0.0.1:1/api')}`, { waitUntil: 'load', timeout: 30_000 });
+        assert(response && response.ok(), `GET /?api=...: ${response?.status()}`);
+        await page2.locator('[data-testid=api-error]').waitFor({ state: 'visible', timeout: 20_000 });
+        const shown = await page2.evaluate(() => ({
+          text: document.body.innerText.trim().length,
+          banner: document.querySelector('[data-testid=api-error]')?.textContent.trim() ?? '',
+          racePanel: Boolean(document.querySelector('[data-testid=race-panel]')),
+        }));
+        assert(shown.banner.length > 0, 'the api-error banner is empty');
+        assert(shown.text > shown.banner.length, `the page shows nothing but the banner (${shown.text} characters of text)`);
+        await page2.screenshot({ path: join(ARTIFACTS, 'api-error.png'), fullPage: true });
+        return `banner "${shown.banner.slice(0, 80)}", race panel ${shown.racePanel ? 'shown' : 'absent'}; api-error.png`;
+      } finally {
+        await context2.close();
+      }
+    });
+  } finally {
+    const failed = checks.some((c) => !c.ok);
+    if (page && checks.some((c) => !c.ok)) {
+      await page.screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true }).catch(() => {});
+    }
+    await writeFile(join(ARTIFACTS, 'console.log'), consoleLog.join('\n') + '\n').catch(() => {});
+    if (browser) await browser.close().catch(() => {});
+    await Promise.all([...children].map((child) => child.stop()));
+    if (failed) {
+      for (const child of allChildren) console.error(child.report());
+      if (consoleErrors.length) console.error(`--- browser console errors:\n  ${consoleErrors.join('\n  ')}`);
+    }
+    await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+let ok = false;
+try {
+  await main();
+  ok = checks.length > 0 && checks.every((c) => c.ok);
+} catch (error) {
+  if (!(error instanceof CheckFailed)) {
+    console.error(`[e2e ${elapsed()}] error: ${error instanceof Error ? error.stack : error}`);
+  } else if (!checks.some((c) => !c.ok)) {
+    console.error(`[e2e ${elapsed()}] ${error.message}`);
+  }
+  // On failure, the report of the children and the console was printed by main's finally.
+  if (!checks.some((c) => !c.ok)) for (const child of allChildren) console.error(child.report());
+}
+console.log(`\n[e2e] ${checks.filter((c) => c.ok).length}/${checks.length} checks passed in ${((Date.now() - T0) / 1000).toFixed(1)}s` +
+  `${ok ? '' : ' — FAILED'}; artifacts in ${ARTIFACTS}`);
+for (const c of checks) console.log(`  ${c.ok ? 'PASS' : 'FAIL'} ${c.name}${c.ok ? '' : `: ${c.message}`}`);
+process.exit(ok ? 0 : 1);
