@@ -132,11 +132,20 @@ impl LenientKinesisEvent {
         self.len() == 0
     }
 
-    /// Validates every record into a reading; counts (`RecordsIn`, `Rejected`) and logs
+    /// Validates every record into a reading; counts (`RecordsIn`, `BytesIn` of the records'
+    /// data, `Rejected`) and logs
     /// rejections with their sequence numbers. Rejected records are dropped, never retried: they
     /// would be rejected again.
     pub fn readings(&self, clock: RaceClock, metrics: &mut Metrics) -> Vec<KinesisBatch<'_>> {
         metrics.add("RecordsIn", self.len() as u64);
+        metrics.add(
+            "BytesIn",
+            self.event
+                .records
+                .iter()
+                .map(|record| record.kinesis.data.0.len() as u64)
+                .sum(),
+        );
         let mut rejections = RejectionLog::new();
         for bad in &self.undecodable {
             let record = bad.sequence_number.as_deref().unwrap_or("?");

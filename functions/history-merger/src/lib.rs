@@ -47,8 +47,9 @@ pub const PROCESSING_FAILED: &str = "processing-failed";
 
 /// Every counter this function emits, each declared on every invocation (zero included) so
 /// dashboards and alarms see a continuous series rather than missing data.
-pub const METRICS: [&str; 15] = [
+pub const METRICS: [&str; 16] = [
     "ObjectsIn",
+    "BytesIn",
     "Skipped",
     "Missing",
     "Unreadable",
@@ -249,6 +250,7 @@ async fn read_object<D: ObjectStore>(
         tracing::warn!(%key, "delivery object no longer exists; skipped");
         return Ok(());
     };
+    metrics.add("BytesIn", object.bytes.len() as u64);
     let result = decode_delivery(object.bytes.as_slice(), config.clock, |reading| {
         deltas.add(reading);
     });

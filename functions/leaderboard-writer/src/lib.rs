@@ -18,7 +18,7 @@
 //! counted `Skipped`); other racers carry on. Whatever finished in whatever order, every record
 //! before the earliest failure has succeeded, which is all an ordered stream needs.
 //!
-//! Metrics: `RecordsIn`, `Rejected`, `NotFinal`, `Finals` (results stored), `NewRecord`,
+//! Metrics: `RecordsIn`, `BytesIn` (record data, of the finals the filter let through), `Rejected`, `NotFinal`, `Finals` (results stored), `NewRecord`,
 //! `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
 
 use std::collections::HashMap;
@@ -35,8 +35,9 @@ use futures::stream::{self, StreamExt};
 pub const FUNCTION_NAME: &str = "leaderboard-writer";
 
 /// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
-const METRICS: [&str; 9] = [
+const METRICS: [&str; 10] = [
     "RecordsIn",
+    "BytesIn",
     "Rejected",
     "NotFinal",
     "Finals",

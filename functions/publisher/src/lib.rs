@@ -29,8 +29,9 @@ pub const IOT_ENDPOINT: &str = "IOT_ENDPOINT";
 
 /// Every counter this function emits, each declared on every invocation (zero included) so
 /// dashboards and alarms see a continuous series rather than missing data.
-pub const METRICS: [&str; 7] = [
+pub const METRICS: [&str; 8] = [
     "RecordsIn",
+    "BytesOut",
     "Published",
     "Ignored",
     "Malformed",
@@ -120,6 +121,7 @@ pub async fn handle<P: Publisher>(
             Ok(((), retries)) => {
                 metrics.add("Retries", u64::from(retries));
                 metrics.incr("Published");
+                metrics.add("BytesOut", payload.len() as u64);
             }
             Err(error) => {
                 metrics.add("Retries", u64::from(error.attempts.saturating_sub(1)));

@@ -42,7 +42,7 @@
 //!
 //! # Metrics
 //!
-//! `RecordsIn`, `Rejected`, `Races` (races written, or carried in the window state), `Writes`,
+//! `RecordsIn`, `BytesIn` (record data), `Rejected`, `Races` (races written, or carried in the window state), `Writes`,
 //! `Unchanged` (the stored standings already held the batch), `Conflicts` (lost optimistic
 //! concurrency races, re-read and re-merged), `Retries` (throttled or transient failures retried;
 //! for a race that finally failed, all its attempts after the first), `FailedRaces`, and
@@ -68,8 +68,9 @@ pub const FUNCTION_NAME: &str = "race-aggregator";
 
 /// Every counter this function emits, registered at zero so each invocation reports all of them
 /// and dashboards see zeros rather than gaps.
-const METRICS: [&str; 9] = [
+const METRICS: [&str; 10] = [
     "RecordsIn",
+    "BytesIn",
     "Rejected",
     "Races",
     "Writes",
