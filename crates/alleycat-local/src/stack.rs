@@ -203,6 +203,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LocalError + '_ {
     }
 }
 
+/// Deletes a data directory for `--reset`: only one that holds a stack's state (or nothing), so
+/// a mistyped `--data-dir` never deletes someone's files.
+fn reset(dir: &Path) -> Result<(), LocalError> {
+    let ours = ["LOCK", "stream.db", "table.db"]
+        .iter()
+        .any(|name| dir.join(name).exists());
+    let empty = std::fs::read_dir(dir).map_err(io(dir))?.next().is_none();
+    if !ours && !empty {
+        return Err(LocalError::Config(format!(
+            "--reset: {} does not look like an alleycat-local data directory (no LOCK, \
+             stream.db or table.db); not deleting it",
+            dir.display()
+        )));
+    }
+    lock(dir)?;
+    std::fs::remove_dir_all(dir).map_err(io(dir))
+}
+
 /// Takes the data directory for this process: two stacks on one directory would corrupt each
 /// other's checkpoints. The lock goes with the process, however it ends.
 fn lock(data_dir: &Path) -> Result<File, LocalError> {
@@ -224,7 +242,7 @@ impl Stack {
     pub async fn start(config: StackConfig) -> Result<Self, LocalError> {
         let dir = &config.data_dir;
         if config.reset && dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io(dir))?;
+            reset(dir)?;
         }
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock = lock(dir)?;

@@ -109,3 +109,62 @@ fn one_data_directory_serves_one_stack() {
         "{stderr}"
     );
 }
+
+#[test]
+fn reset_deletes_only_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.tex"), "years of work").unwrap();
+    let output = alleycat_local(&[
+        "--reset",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--http-port",
+        &free_port().to_string(),
+        "--mqtt-port",
+        &free_port().to_string(),
+        "--ws-port",
+        &free_port().to_string(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not look like an alleycat-local data directory"),
+        "{stderr}"
+    );
+    assert!(dir.path().join("thesis.tex").exists());
+}
+
+#[test]
+fn reset_starts_a_data_directory_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("buckets")).unwrap();
+    std::fs::write(data.join("stream.db"), "").unwrap();
+    std::fs::write(data.join("buckets").join("stale"), "old race").unwrap();
+    let http_port = free_port();
+    let mut stack = Command::new(env!("CARGO_BIN_EXE_alleycat-local"))
+        .args(["--reset", "--data-dir", data.to_str().unwrap()])
+        .args(["--http-port", &http_port.to_string()])
+        .args(["--mqtt-port", &free_port().to_string()])
+        .args(["--ws-port", &free_port().to_string()])
+        .args(["--log", "error,rumqttd=off", "--cost-report", "off"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..600 {
+        if http_get(&format!("http://127.0.0.1:{http_port}/_local/status")).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stack.kill().unwrap();
+    stack.wait().unwrap();
+    assert!(up, "the stack did not start after --reset");
+    assert!(!data.join("buckets").join("stale").exists());
+    assert!(
+        data.join("stream.db").metadata().unwrap().len() > 0,
+        "a fresh stream.db"
+    );
+}
