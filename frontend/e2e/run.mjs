@@ -20,7 +20,7 @@
 // Exit status: 0 every check passed, 1 otherwise.
 
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -206,9 +206,13 @@ function startChild(name, command, args) {
   return child;
 }
 
-// Whatever happens, no child outlives the test.
+/** Temporary directories to remove at exit, whatever happens. */
+const temporaryDirs = new Set();
+
+// Whatever happens, no child outlives the test and no temporary directory is left.
 process.on('exit', () => {
   for (const child of children) if (child.running) child.process.kill('SIGKILL');
+  for (const dir of temporaryDirs) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
@@ -314,6 +318,7 @@ async function main() {
   await mkdir(ARTIFACTS, { recursive: true });
 
   const dataDir = await mkdtemp(join(tmpdir(), 'alleycat-e2e-'));
+  temporaryDirs.add(dataDir);
   let browser;
   let page;
   const consoleErrors = [];
@@ -607,6 +612,7 @@ async function main() {
       if (consoleErrors.length) console.error(`--- browser console errors:\n  ${consoleErrors.join('\n  ')}`);
     }
     await rm(dataDir, { recursive: true, force: true }).catch(() => {});
+    temporaryDirs.delete(dataDir);
   }
 }
 
