@@ -7,6 +7,8 @@
 //! - [`race`]: which race a ride belongs to and when it is over;
 //! - [`standings`], [`leaderboard`], [`series`], [`history`]: the views of DESIGN section 3, each
 //!   a [`MaxMerge`] so retries, replays and concurrent writers cannot corrupt them;
+//! - [`trust`]: what makes a record trustworthy: a plausible ride, published by the racer's
+//!   holder;
 //! - [`delivery`]: the streaming decoder for Firehose's gzip NDJSON objects;
 //! - [`views`]: wire shapes of the realtime message and the API.
 
@@ -20,6 +22,7 @@ pub mod race;
 mod scan;
 pub mod series;
 pub mod standings;
+pub mod trust;
 pub mod views;
 
 pub use delivery::{DeliveryStats, decode_delivery};
@@ -30,4 +33,5 @@ pub use message::{DeviceMessage, Event, Reading, Rejection};
 pub use output::Output;
 pub use race::{RaceClock, RaceKey};
 pub use series::SecondSeries;
-pub use standings::{Standings, StandingsBatch};
+pub use standings::{DEFAULT_MAX_RACERS_PER_RACE, Standings, StandingsBatch};
+pub use trust::{Claim, Plausibility, Taken, check_holder};

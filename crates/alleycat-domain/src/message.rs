@@ -24,6 +24,9 @@ pub const MAX_RESISTANCE: f64 = 100.0;
 pub const MIN_DEVICE_TIMESTAMP_MS: i64 = 1_000_000_000_000;
 /// Latest accepted device timestamp: 2100-01-01.
 pub const MAX_DEVICE_TIMESTAMP_MS: i64 = 4_102_444_800_000;
+/// Longest accepted `identityId`, in bytes: a Cognito identity id is about 46; the bound keeps a
+/// stamped identity from bloating every archived line.
+pub const MAX_IDENTITY_BYTES: usize = 128;
 
 /// Whether this second is a racer's last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,8 +42,10 @@ pub enum Event {
 ///
 /// Strings borrow from the input unless they contain escapes, and numbers are parsed wide so that
 /// an out-of-range value gets its own precise [`Rejection`] instead of a generic type error.
-/// Unknown fields (the IoT rule's `clientId`, `ingestTimestamp`, the transformer's `output`) are
-/// ignored.
+/// Unknown fields (the IoT rule's `ingestTimestamp`, the transformer's `output`) are ignored.
+/// Two fields are not the device's own: `identityId`, stamped by the IoT rule with the MQTT
+/// publisher's identity (absent for records a trusted producer put to Kinesis), and `arrivedAt`,
+/// which the transformer writes into archived lines (see [`Reading::arrived_at`]).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceMessage<'a> {
@@ -66,6 +71,12 @@ pub struct DeviceMessage<'a> {
     pub cadence: f64,
     /// Bike resistance.
     pub resistance: f64,
+    /// The identity that published the record over MQTT, stamped by the IoT rule.
+    #[serde(borrow, default)]
+    pub identity_id: Option<Cow<'a, str>>,
+    /// When the platform received the record, epoch milliseconds (archived lines only).
+    #[serde(default)]
+    pub arrived_at: Option<i64>,
 }
 
 /// Why a record was rejected: one variant per rule, so that counts and logs can say exactly which
@@ -110,6 +121,47 @@ pub enum Rejection {
     /// `deviceTimestamp` not an epoch millisecond between 2001 and 2100.
     #[error("deviceTimestamp {0} is not epoch milliseconds between 2001 and 2100")]
     DeviceTimestamp(i64),
+    /// `identityId` empty or longer than [`MAX_IDENTITY_BYTES`].
+    #[error("identityId has {0} bytes, not 1-{MAX_IDENTITY_BYTES}")]
+    IdentityId(usize),
+    /// `raceId` is not the start window of the ride (`deviceTimestamp − (second − 1) s`).
+    #[error("raceId {race_id} is not the race of the ride's start (race {start_race_id})")]
+    RaceMismatch {
+        /// The race id sent.
+        race_id: u64,
+        /// The race the ride's start falls in.
+        start_race_id: u64,
+    },
+    /// The ride starts further in the future of the record's arrival than clocks can disagree.
+    #[error("the ride starts at {start_ms}, after its record arrived at {arrival_ms}")]
+    Future {
+        /// The ride's start, epoch milliseconds.
+        start_ms: u64,
+        /// When the platform received the record.
+        arrival_ms: u64,
+    },
+    /// The record arrived after its race stopped receiving data.
+    #[error("race {race_id} was closed when the record arrived at {arrival_ms}")]
+    Closed {
+        /// The race.
+        race_id: u64,
+        /// When the platform received the record.
+        arrival_ms: u64,
+    },
+    /// The record was published by an identity that does not hold its racer.
+    #[error("racer {racer_id} is not held by the identity that published the record")]
+    NotHolder {
+        /// The racer.
+        racer_id: u32,
+    },
+    /// The race already has as many racers as a race may have.
+    #[error("racer {racer_id} would exceed the race's cap of {cap} racers")]
+    OverCap {
+        /// The racer refused.
+        racer_id: u32,
+        /// The cap.
+        cap: usize,
+    },
 }
 
 impl Rejection {
@@ -127,8 +179,35 @@ impl Rejection {
             Self::Resistance(_) => "resistance",
             Self::NameTooLong(_) => "name",
             Self::DeviceTimestamp(_) => "device_timestamp",
+            Self::IdentityId(_) => "identity_id",
+            Self::RaceMismatch { .. } => "race_mismatch",
+            Self::Future { .. } => "future",
+            Self::Closed { .. } => "closed",
+            Self::NotHolder { .. } => "not_holder",
+            Self::OverCap { .. } => "over_cap",
         }
     }
+
+    /// Every [`Rejection::rule`] name, for declaring one counter per rule.
+    pub const RULES: [&'static str; 17] = [
+        "not_utf8",
+        "not_json",
+        "schema",
+        "class_id",
+        "second",
+        "racer_id",
+        "race_id",
+        "cadence",
+        "resistance",
+        "name",
+        "device_timestamp",
+        "identity_id",
+        "race_mismatch",
+        "future",
+        "closed",
+        "not_holder",
+        "over_cap",
+    ];
 
     fn from_json_error(bytes: &[u8], error: &serde_json::Error) -> Self {
         use serde_json::error::Category;
@@ -212,6 +291,11 @@ impl<'a> DeviceMessage<'a> {
                 (MIN_DEVICE_TIMESTAMP_MS..=MAX_DEVICE_TIMESTAMP_MS).contains(&self.device_timestamp)
             })
             .ok_or(Rejection::DeviceTimestamp(self.device_timestamp))?;
+        if let Some(identity) = &self.identity_id
+            && !(1..=MAX_IDENTITY_BYTES).contains(&identity.len())
+        {
+            return Err(Rejection::IdentityId(identity.len()));
+        }
         Ok(Reading {
             uuid: self.uuid,
             event: self.event,
@@ -224,6 +308,8 @@ impl<'a> DeviceMessage<'a> {
             cadence: self.cadence,
             resistance: self.resistance,
             output: Output::from_effort(self.cadence, self.resistance),
+            identity_id: self.identity_id,
+            arrived_at: self.arrived_at.and_then(|ms| u64::try_from(ms).ok()),
         })
     }
 }
@@ -258,6 +344,16 @@ pub struct Reading<'a> {
     pub resistance: f64,
     /// The score of this second.
     pub output: Output,
+    /// The MQTT publisher's identity, stamped by the IoT rule; `None` for a trusted producer's
+    /// record. Such a record moves a view only while the identity holds the racer
+    /// ([`crate::trust::check_holder`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<Cow<'a, str>>,
+    /// When the platform received the record (Kinesis's `approximateArrivalTimestamp`), epoch
+    /// milliseconds: set by each consumer from the envelope, never taken from a device, and
+    /// archived by the transformer so a rebuild can apply the same rules later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrived_at: Option<u64>,
 }
 
 impl<'a> Reading<'a> {
@@ -281,7 +377,7 @@ impl<'a> Reading<'a> {
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         let mut int = itoa::Buffer::new();
         let mut float = ryu::Buffer::new();
-        out.reserve(200 + self.name.len());
+        out.reserve(240 + self.name.len());
         out.push(b'{');
         if let Some(uuid) = &self.uuid {
             out.extend_from_slice(b"\"uuid\":");
@@ -310,6 +406,14 @@ impl<'a> Reading<'a> {
         out.extend_from_slice(float.format_finite(self.resistance).as_bytes());
         out.extend_from_slice(b",\"output\":");
         out.extend_from_slice(float.format_finite(self.output.as_f64()).as_bytes());
+        if let Some(identity) = &self.identity_id {
+            out.extend_from_slice(b",\"identityId\":");
+            write_json_string(out, identity);
+        }
+        if let Some(arrived_at) = self.arrived_at {
+            out.extend_from_slice(b",\"arrivedAt\":");
+            out.extend_from_slice(int.format(arrived_at).as_bytes());
+        }
         out.extend_from_slice(b"}\n");
     }
 
@@ -327,6 +431,8 @@ impl<'a> Reading<'a> {
             cadence: self.cadence,
             resistance: self.resistance,
             output: self.output,
+            identity_id: self.identity_id.map(|i| Cow::Owned(i.into_owned())),
+            arrived_at: self.arrived_at,
         }
     }
 }

@@ -80,9 +80,11 @@ impl<'a> Scanner<'a> {
         self.skip_ws();
         let rest = self.bytes.get(self.pos..)?;
         let candidates: &[&'static [u8]] = match rest.get(1)? {
+            b'a' => &[b"\"arrivedAt\""],
             b'c' => &[b"\"classId\"", b"\"cadence\""],
             b'd' => &[b"\"deviceTimestamp\""],
             b'e' => &[b"\"event\""],
+            b'i' => &[b"\"identityId\""],
             b'n' => &[b"\"name\""],
             b'r' => &[b"\"racerId\"", b"\"raceId\"", b"\"resistance\""],
             b's' => &[b"\"second\""],
@@ -240,6 +242,8 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
     let mut class_id = None;
     let mut cadence = None;
     let mut resistance = None;
+    let mut identity_id: Option<Option<&str>> = None;
+    let mut arrived_at: Option<Option<i64>> = None;
 
     s.eat(b'{')?;
     s.skip_ws();
@@ -275,6 +279,22 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
             b"classId" => set(&mut class_id, s.integer()?)?,
             b"cadence" => set(&mut cadence, s.float()?)?,
             b"resistance" => set(&mut resistance, s.float()?)?,
+            b"identityId" => {
+                let value = if s.peek()? == b'n' {
+                    s.literal(b"null").map(|()| None)?
+                } else {
+                    Some(s.string()?)
+                };
+                set(&mut identity_id, value)?;
+            }
+            b"arrivedAt" => {
+                let value = if s.peek()? == b'n' {
+                    s.literal(b"null").map(|()| None)?
+                } else {
+                    Some(s.integer()?)
+                };
+                set(&mut arrived_at, value)?;
+            }
             _ => s.skip_scalar()?,
         }
         s.skip_ws();
@@ -302,5 +322,7 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
         class_id: class_id?,
         cadence: cadence?,
         resistance: resistance?,
+        identity_id: identity_id.flatten().map(Cow::Borrowed),
+        arrived_at: arrived_at.flatten(),
     })
 }

@@ -82,6 +82,31 @@ impl FromIterator<(u32, Output)> for Standings {
     }
 }
 
+/// Racers a race admits unless configured: comfortably above the 1,000 a race is sized for, and
+/// far below what breaks a store (2,000 racers with 7-digit ids make a standings item of about
+/// 40 KB, against DynamoDB's 400 KB, and a realtime message of about 36 KB, against IoT Core's
+/// 128 KB).
+pub const DEFAULT_MAX_RACERS_PER_RACE: usize = 2_000;
+
+impl Standings {
+    /// Max-merges `other` in, admitting new racers only while the race has fewer than `cap`:
+    /// racers already in keep improving, a racer beyond the cap is refused (returned, by id).
+    /// Which racers fill the last places depends on arrival order, so this merge is idempotent
+    /// but, at the cap only, not commutative; below the cap it is [`MaxMerge::merge`] exactly.
+    pub fn merge_capped(&mut self, other: &Self, cap: usize) -> (bool, Vec<u32>) {
+        let mut changed = false;
+        let mut refused = Vec::new();
+        for (&racer, &output) in &other.results {
+            if self.results.len() >= cap && !self.results.contains_key(&racer) {
+                refused.push(racer);
+            } else {
+                changed |= self.record(racer, output);
+            }
+        }
+        (changed, refused)
+    }
+}
+
 impl MaxMerge for Standings {
     fn merge(&mut self, other: &Self) -> bool {
         let mut changed = false;
@@ -153,5 +178,27 @@ impl StandingsBatch {
     /// The races without consuming the batch, in no particular order.
     pub fn races(&self) -> impl Iterator<Item = (&RaceKey, &RaceDelta)> {
         self.races.iter()
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_race_refuses_newcomers_and_keeps_improving_its_racers() {
+        let out = Output::from_ten_thousandths;
+        let mut race: Standings = [(1, out(10)), (2, out(20))].into_iter().collect();
+        let delta: Standings = [(1, out(30)), (3, out(99)), (4, out(5))].into_iter().collect();
+        let (changed, refused) = race.clone().merge_capped(&delta, 10);
+        assert!(changed);
+        assert!(refused.is_empty());
+        let (changed, refused) = race.merge_capped(&delta, 2);
+        assert!(changed);
+        assert_eq!(refused, vec![3, 4]);
+        assert_eq!(race.len(), 2);
+        assert_eq!(race.best_of(1), Some(out(30)));
+        // Idempotent: the same delta again changes nothing and refuses the same racers.
+        assert_eq!(race.merge_capped(&delta, 2), (false, vec![3, 4]));
     }
 }

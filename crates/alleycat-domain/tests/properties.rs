@@ -260,11 +260,13 @@ proptest! {
     fn reading_lines_escape_any_name_like_serde_json(
         name in vec(any::<char>(), 0..64).prop_map(String::from_iter),
         uuid in prop::option::of(vec(any::<char>(), 0..40).prop_map(String::from_iter)),
+        identity in prop::option::of(vec(any::<char>(), 1..30).prop_map(String::from_iter)),
+        arrived_at in prop::option::of(1_000_000_000_000u64..4_000_000_000_000),
     ) {
         let message = serde_json::json!({
             "uuid": uuid, "event": "final", "deviceTimestamp": 1_620_051_628_707_u64,
             "second": 300, "raceId": 5_400_172, "name": name, "racerId": 8, "classId": 3,
-            "cadence": 74.2, "resistance": 74
+            "cadence": 74.2, "resistance": 74, "identityId": identity, "arrivedAt": arrived_at
         });
         let bytes = serde_json::to_vec(&message).unwrap();
         let reading = Reading::from_json(&bytes, RaceClock::default()).unwrap();

@@ -14,7 +14,8 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
-use alleycat_domain::RaceClock;
+use alleycat_domain::trust::DEFAULT_CLOCK_SKEW_SECONDS;
+use alleycat_domain::{Plausibility, RaceClock};
 use alleycat_ports::RetryPolicy;
 
 /// Environment variable of the table every table-using function writes or reads.
@@ -30,6 +31,9 @@ pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 pub const RACE_SECONDS: &str = "RACE_SECONDS";
 /// Environment variable of the race start window in seconds (default 300).
 pub const WINDOW_SECONDS: &str = "WINDOW_SECONDS";
+/// Environment variable of how far device clocks may disagree with the platform's, in seconds
+/// (default 120, at most a day): see `alleycat_domain::trust`.
+pub const CLOCK_SKEW_SECONDS: &str = "CLOCK_SKEW_SECONDS";
 
 /// Why a configuration could not be read; always names the variable, so a function that fails its
 /// init says exactly what to fix.
@@ -144,6 +148,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             self.number_or(WINDOW_SECONDS, defaults.window_seconds, 1..=u32::MAX)?,
         ))
     }
+
+    /// The plausibility rules: the race clock and [`CLOCK_SKEW_SECONDS`].
+    pub fn plausibility(&self) -> Result<Plausibility, EnvError> {
+        Ok(Plausibility::new(
+            self.race_clock()?,
+            self.number_or(CLOCK_SKEW_SECONDS, DEFAULT_CLOCK_SKEW_SECONDS, 0..=86_400)?,
+        ))
+    }
 }
 
 /// The configuration of a function consuming a Kinesis stream (the race aggregator, the
@@ -152,6 +164,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 pub struct StreamConfig {
     /// Race length and window, to validate `second`.
     pub clock: RaceClock,
+    /// How far device clocks may be off, in seconds ([`CLOCK_SKEW_SECONDS`]).
+    pub clock_skew_seconds: u32,
     /// How hard to retry a write (conflicts and throttling share the attempts).
     pub retry: RetryPolicy,
     /// Writes made at once.
@@ -162,6 +176,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         Self {
             clock: RaceClock::default(),
+            clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
             retry: RetryPolicy::default(),
             write_concurrency: DEFAULT_WRITE_CONCURRENCY,
         }
@@ -169,15 +184,22 @@ impl Default for StreamConfig {
 }
 
 impl StreamConfig {
+    /// The plausibility rules records are admitted under.
+    pub fn plausibility(&self) -> Plausibility {
+        Plausibility::new(self.clock, self.clock_skew_seconds)
+    }
+
     /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
     /// main, a map in tests): the race clock ([`RACE_SECONDS`], [`WINDOW_SECONDS`]),
-    /// [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The error
+    /// [`CLOCK_SKEW_SECONDS`], [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The error
     /// names any variable that is set but invalid.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let env = Env::new(lookup);
         let defaults = Self::default();
+        let plausibility = env.plausibility()?;
         Ok(Self {
-            clock: env.race_clock()?,
+            clock: plausibility.clock,
+            clock_skew_seconds: plausibility.clock_skew_seconds,
             retry: RetryPolicy {
                 max_attempts: env.number_or(
                     RETRY_MAX_ATTEMPTS,
@@ -218,6 +240,7 @@ mod tests {
             (WINDOW_SECONDS, "30"),
             (RETRY_MAX_ATTEMPTS, "3"),
             (WRITE_CONCURRENCY, "4"),
+            (CLOCK_SKEW_SECONDS, "30"),
         ];
         let lookup = |name: &str| {
             vars.iter()
@@ -228,7 +251,12 @@ mod tests {
         assert_eq!(config.clock, RaceClock::new(20, 30));
         assert_eq!(config.retry.max_attempts, 3);
         assert_eq!(config.write_concurrency, 4);
-        for (name, bad) in [(RETRY_MAX_ATTEMPTS, "0"), (WRITE_CONCURRENCY, "lots")] {
+        assert_eq!(config.plausibility(), Plausibility::new(RaceClock::new(20, 30), 30));
+        for (name, bad) in [
+            (RETRY_MAX_ATTEMPTS, "0"),
+            (WRITE_CONCURRENCY, "lots"),
+            (CLOCK_SKEW_SECONDS, "-1"),
+        ] {
             let error =
                 StreamConfig::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
             assert_eq!(error.name(), name);

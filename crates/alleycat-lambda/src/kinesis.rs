@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use alleycat_domain::{RaceClock, Reading};
+use alleycat_domain::{Plausibility, Reading};
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::time_window::TimeWindowProperties;
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::metrics::Metrics;
-use crate::rejections::RejectionLog;
+use crate::rejections::{ENVELOPE, RejectionLog};
 
 /// A record the event carried that is not even a Kinesis record (for example, data that is not
 /// base64). Lambda never sends one, but a hand-made or corrupted event must not fail its batch.
@@ -132,11 +132,18 @@ impl LenientKinesisEvent {
         self.len() == 0
     }
 
-    /// Validates every record into a reading; counts (`RecordsIn`, `BytesIn` of the records'
-    /// data, `Rejected`) and logs
-    /// rejections with their sequence numbers. Rejected records are dropped, never retried: they
-    /// would be rejected again.
-    pub fn readings(&self, clock: RaceClock, metrics: &mut Metrics) -> Vec<KinesisBatch<'_>> {
+    /// Validates every record into a reading and admits it under the plausibility `rules`, with
+    /// the record's `approximateArrivalTimestamp` as its arrival; counts (`RecordsIn`, `BytesIn`
+    /// of the records' data, `Rejected` and `Rejected.<rule>`) and logs rejections with their
+    /// sequence numbers. Rejected records are dropped, never retried: they would be rejected
+    /// again. Whether each identity holds its racer is the caller's next step
+    /// ([`crate::claims::admit_holders`]), since it needs the table.
+    pub fn readings(
+        &self,
+        rules: Plausibility,
+        metrics: &mut Metrics,
+        rejections: &mut RejectionLog,
+    ) -> Vec<KinesisBatch<'_>> {
         metrics.add("RecordsIn", self.len() as u64);
         metrics.add(
             "BytesIn",
@@ -146,25 +153,31 @@ impl LenientKinesisEvent {
                 .map(|record| record.kinesis.data.0.len() as u64)
                 .sum(),
         );
-        let mut rejections = RejectionLog::new();
         for bad in &self.undecodable {
             let record = bad.sequence_number.as_deref().unwrap_or("?");
-            rejections.reject(record, "envelope", &bad.error);
+            rejections.reject(record, ENVELOPE, &bad.error);
         }
         let mut readings = Vec::with_capacity(self.event.records.len());
         for (record, &position) in self.event.records.iter().zip(&self.positions) {
             let sequence_number = record.kinesis.sequence_number.as_str();
-            match Reading::from_json(&record.kinesis.data.0, clock) {
+            let arrival_ms =
+                u64::try_from(record.kinesis.approximate_arrival_timestamp.0.timestamp_millis())
+                    .unwrap_or(0);
+            let admitted = Reading::from_json(&record.kinesis.data.0, rules.clock).and_then(
+                |mut reading| {
+                    rules.admit(&mut reading, arrival_ms)?;
+                    Ok(reading)
+                },
+            );
+            match admitted {
                 Ok(reading) => readings.push(KinesisBatch {
                     position,
                     sequence_number,
                     reading,
                 }),
-                Err(rejection) => rejections.reject(sequence_number, rejection.rule(), &rejection),
+                Err(rejection) => rejections.reject_for(sequence_number, &rejection),
             }
         }
-        metrics.add("Rejected", rejections.total());
-        rejections.finish();
         readings
     }
 

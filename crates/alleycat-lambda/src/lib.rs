@@ -3,6 +3,7 @@
 //! - [`kinesis`]: Kinesis events decoded leniently (one record with broken base64 cannot fail the
 //!   event), records parsed and validated into readings, rejections counted and logged with their
 //!   sequence numbers;
+//! - [`claims`]: the holder rule over a batch (one claims read for its identities' racers);
 //! - [`failures`]: partial batch responses that report the earliest failed record of an ordered
 //!   stream;
 //! - [`function`]: a function as one value (handler plus dependencies), which the Lambda main
@@ -15,6 +16,7 @@
 //! - `testing` (feature `testing`): builders of device messages and Kinesis events for the
 //!   functions' tests.
 
+pub mod claims;
 pub mod env;
 pub mod failures;
 #[cfg(feature = "fake-runtime")]
@@ -30,4 +32,4 @@ pub use failures::BatchFailures;
 pub use function::Function;
 pub use kinesis::{KinesisBatch, LenientKinesisEvent};
 pub use metrics::Metrics;
-pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog};
+pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog, rule_metric};

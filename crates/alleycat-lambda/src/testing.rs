@@ -31,6 +31,8 @@ pub struct Message {
     pub cadence: f64,
     /// Bike resistance.
     pub resistance: f64,
+    /// The publisher's identity as the IoT rule stamps it; `None` for a trusted producer.
+    pub identity_id: Option<String>,
 }
 
 impl Message {
@@ -46,7 +48,22 @@ impl Message {
             class_id,
             cadence: 74.2,
             resistance: 74.0,
+            identity_id: None,
         }
+    }
+
+    /// The same message as published over MQTT by `identity_id` (stamped by the IoT rule).
+    #[must_use]
+    pub fn published_by(mut self, identity_id: &str) -> Self {
+        self.identity_id = Some(identity_id.to_owned());
+        self
+    }
+
+    /// When the platform receives it unless a test says otherwise: 123 ms after the device sent
+    /// it, as in a ride in real time. (Not a round number: `aws_lambda_events` 1.x reads an
+    /// arrival of `….150` s as 15 ms, since it splits the shortest decimal form of the float.)
+    pub fn arrival_ms(&self) -> u64 {
+        u64::try_from(self.device_timestamp).unwrap_or(0) + 123
     }
 
     /// The same message at another second.
@@ -81,7 +98,7 @@ impl Message {
 
     /// The message as a device sends it: compact JSON.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({
+        let mut value = json!({
             "uuid": format!("{}-{}-{}", self.race_id, self.racer_id, self.second),
             "event": self.event,
             "deviceTimestamp": self.device_timestamp,
@@ -92,8 +109,11 @@ impl Message {
             "classId": self.class_id,
             "cadence": self.cadence,
             "resistance": self.resistance,
-        }))
-        .expect("a message always serializes")
+        });
+        if let Some(identity) = &self.identity_id {
+            value["identityId"] = json!(identity);
+        }
+        serde_json::to_vec(&value).expect("a message always serializes")
     }
 }
 
@@ -130,6 +150,9 @@ pub fn bad_messages() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// When a record arrives if nothing says otherwise: the instant of AWS's sample event.
+pub const DEFAULT_ARRIVAL_MS: u64 = 1_620_051_628_707;
+
 /// The sequence number the builder gives the record at `position`: increasing, as on a shard.
 pub fn sequence_number(position: usize) -> String {
     format!("49590338271490256608559692538361571095921575989136{position:06}")
@@ -149,24 +172,41 @@ impl KinesisEventBuilder {
     }
 
     /// Appends a record carrying `data` (base64-encoded here, as Kinesis delivers it), with
-    /// sequence number [`sequence_number`] of its position.
+    /// sequence number [`sequence_number`] of its position, arriving 123 ms after its
+    /// `deviceTimestamp` ([`Message::arrival_ms`]), or at [`DEFAULT_ARRIVAL_MS`] if it has none.
     #[must_use]
     pub fn record(self, data: &[u8]) -> Self {
+        let arrival = serde_json::from_slice::<serde_json::Value>(data)
+            .ok()
+            .and_then(|value| value["deviceTimestamp"].as_u64())
+            .map_or(DEFAULT_ARRIVAL_MS, |sent| sent + 123);
+        self.record_arriving(data, arrival)
+    }
+
+    /// Appends a record carrying `data` that Kinesis received at `arrival_ms`.
+    #[must_use]
+    pub fn record_arriving(self, data: &[u8], arrival_ms: u64) -> Self {
         let encoded = STANDARD.encode(data);
-        self.raw_record(&encoded)
+        self.push(&encoded, arrival_ms)
     }
 
     /// Appends a record whose `data` field is `base64` verbatim (for broken base64).
     #[must_use]
-    pub fn raw_record(mut self, base64: &str) -> Self {
+    pub fn raw_record(self, base64: &str) -> Self {
+        self.push(base64, DEFAULT_ARRIVAL_MS)
+    }
+
+    fn push(mut self, base64: &str, arrival_ms: u64) -> Self {
         let sequence = sequence_number(self.records.len());
+        // Seconds with three decimals, as the embedded stack writes them.
+        let arrival_seconds = format!("{}.{:03}", arrival_ms / 1000, arrival_ms % 1000);
         self.records.push(json!({
             "kinesis": {
                 "kinesisSchemaVersion": "1.0",
                 "partitionKey": "8",
                 "sequenceNumber": sequence,
                 "data": base64,
-                "approximateArrivalTimestamp": 1_620_051_628.707,
+                "approximateArrivalTimestamp": arrival_seconds,
             },
             "eventSource": "aws:kinesis",
             "eventVersion": "1.0",

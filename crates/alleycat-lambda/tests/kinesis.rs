@@ -1,7 +1,11 @@
 //! Lenient Kinesis decoding: one bad record never fails its event.
 
-use alleycat_domain::RaceClock;
-use alleycat_lambda::{LenientKinesisEvent, Metrics};
+use alleycat_domain::{Claim, Plausibility};
+use alleycat_lambda::claims::admit_holders;
+use alleycat_lambda::testing::{KinesisEventBuilder, Message};
+use alleycat_lambda::{LenientKinesisEvent, Metrics, RejectionLog};
+use alleycat_ports::memory::MemoryTable;
+use alleycat_ports::{Claims, PortError, RetryPolicy};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -30,7 +34,9 @@ fn a_record_with_broken_base64_is_set_aside_not_fatal() {
     assert_eq!(event.undecodable[0].sequence_number.as_deref(), Some("101"));
 
     let mut metrics = Metrics::new("test");
-    let readings = event.readings(RaceClock::default(), &mut metrics);
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(Plausibility::default(), &mut metrics, &mut rejections);
+    rejections.count_into(&mut metrics);
     assert_eq!(readings.len(), 1);
     assert_eq!(readings[0].sequence_number, "100");
     assert_eq!(readings[0].reading.racer_id, 8);
@@ -50,4 +56,93 @@ fn tumbling_window_properties_are_kept() {
     assert!(window.is_final_invoke_for_window);
     assert_eq!(window.state.get("k").map(String::as_str), Some("v"));
     assert_eq!(event.event.records.len(), 1);
+}
+
+const RACE: i64 = 5_400_172;
+
+#[test]
+fn implausible_rides_are_rejected_under_their_rules_with_the_platforms_arrival() {
+    let fair = Message::new(1, RACE, 1).second(20);
+    let arrival = fair.arrival_ms();
+    let mut future = Message::new(1, RACE + 100_000, 2);
+    future.device_timestamp = (RACE + 100_000) * 300_000 + 1_000;
+    let ancient = Message::new(1, 1, 3);
+    let mut mismatch = Message::new(1, RACE, 4).second(20);
+    mismatch.race_id = RACE + 1;
+    let event = KinesisEventBuilder::new()
+        .record(&fair.to_json())
+        .record_arriving(&future.to_json(), arrival)
+        .record_arriving(&ancient.to_json(), arrival)
+        .record_arriving(&mismatch.to_json(), arrival)
+        .record_arriving(&Message::new(1, RACE, 5).to_json(), arrival + 3_600_000)
+        .build();
+    let mut metrics = Metrics::new("test");
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(Plausibility::default(), &mut metrics, &mut rejections);
+    rejections.count_into(&mut metrics);
+    assert_eq!(readings.len(), 1);
+    assert_eq!(readings[0].reading.arrived_at, Some(arrival));
+    assert_eq!(metrics.get("Rejected"), 4);
+    assert_eq!(metrics.get("Rejected.future"), 1);
+    assert_eq!(metrics.get("Rejected.closed"), 2);
+    assert_eq!(metrics.get("Rejected.race_mismatch"), 1);
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy::immediate(3)
+}
+
+#[tokio::test]
+async fn only_the_holders_records_pass_and_trusted_producers_need_no_claim() -> Result<(), PortError> {
+    let table = MemoryTable::new();
+    let alice = Claim {
+        racer_id: 7,
+        identity_id: "alice".to_owned(),
+        claimed_at: 0,
+        expires_at: u64::MAX,
+    };
+    table.put_claim(&alice, None).await?;
+    let event = KinesisEventBuilder::new()
+        .messages(&[
+            Message::new(1, RACE, 7).published_by("alice"),
+            Message::new(1, RACE, 7).published_by("mallory"),
+            Message::new(1, RACE, 8).published_by("mallory"),
+            Message::new(1, RACE, 9),
+        ])
+        .build();
+    let mut metrics = Metrics::new("test");
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(Plausibility::default(), &mut metrics, &mut rejections);
+    let (admitted, undecided) =
+        admit_holders(readings, &table, &policy(), &mut metrics, &mut rejections).await;
+    rejections.count_into(&mut metrics);
+    assert!(undecided.is_none());
+    let kept: Vec<_> = admitted.iter().map(|r| (r.position, r.reading.racer_id)).collect();
+    assert_eq!(kept, [(0, 7), (3, 9)]);
+    assert_eq!(metrics.get("Rejected.not_holder"), 2);
+    assert_eq!(metrics.get("ClaimLookups"), 1);
+    assert_eq!(table.faults.calls("claims"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreadable_claims_leave_the_rest_of_the_batch_undecided() {
+    let table = MemoryTable::new();
+    table.faults.fail("claims", PortError::Throttled("slow down".into()), 3);
+    let event = KinesisEventBuilder::new()
+        .messages(&[
+            Message::new(1, RACE, 9),
+            Message::new(1, RACE, 7).published_by("alice"),
+            Message::new(1, RACE, 10),
+        ])
+        .build();
+    let mut metrics = Metrics::new("test");
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(Plausibility::default(), &mut metrics, &mut rejections);
+    let (admitted, undecided) =
+        admit_holders(readings, &table, &policy(), &mut metrics, &mut rejections).await;
+    assert_eq!(admitted.len(), 1);
+    let undecided = undecided.expect("the claims read failed");
+    assert_eq!(undecided.first, 1);
+    assert_eq!(undecided.error.attempts, 3);
 }

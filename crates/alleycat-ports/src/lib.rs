@@ -4,6 +4,7 @@
 //! Handlers are generic over these traits; `alleycat-aws` implements them on DynamoDB, S3 and
 //! IoT Core, the embedded stack on its local stores, and [`memory`] in memory for tests.
 
+pub mod claims;
 pub mod error;
 pub mod history;
 pub mod keys;
@@ -18,5 +19,5 @@ pub use error::PortError;
 pub use history::HistoryObjects;
 pub use objects::{Object, ObjectStore, PutCondition};
 pub use realtime::Publisher;
-pub use retry::{MergeOutcome, RetryError, RetryPolicy, merge_into, retry};
-pub use table::{BestsKey, Finals, MergeStore, Queries, StoredStandings, TraceKey};
+pub use retry::{MergeOutcome, RetryError, RetryPolicy, merge_into, merge_into_with, retry};
+pub use table::{BestsKey, Claims, Finals, MergeStore, Queries, StoredStandings, TraceKey};

@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
+use alleycat_domain::{Claim, LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
 
 use crate::error::PortError;
 use crate::objects::{Object, ObjectStore, PutCondition};
 use crate::realtime::Publisher;
-use crate::table::{BestsKey, Finals, MergeStore, Queries, StoredStandings, TraceKey};
+use crate::table::{BestsKey, Claims, Finals, MergeStore, Queries, StoredStandings, TraceKey};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -75,6 +75,7 @@ struct Tables {
     traces: BTreeMap<TraceKey, Versioned<SecondSeries>>,
     finals: BTreeMap<(RaceKey, u32), RacerFinal>,
     leaderboard: BTreeMap<(u8, u32), LeaderboardEntry>,
+    claims: BTreeMap<u32, Claim>,
     clock: u64,
 }
 
@@ -227,6 +228,37 @@ impl Finals for MemoryTable {
         } else {
             Ok(false)
         }
+    }
+}
+
+impl Claims for MemoryTable {
+    async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
+        self.faults.check(&["claims"])?;
+        let tables = lock(&self.tables);
+        Ok(racer_ids
+            .iter()
+            .filter_map(|id| tables.claims.get(id).map(|claim| (*id, claim.clone())))
+            .collect())
+    }
+
+    async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
+        self.faults.check(&["put_claim"])?;
+        let mut tables = lock(&self.tables);
+        if tables.claims.get(&claim.racer_id) != expected {
+            return Err(PortError::Conflict);
+        }
+        tables.claims.insert(claim.racer_id, claim.clone());
+        Ok(())
+    }
+
+    async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
+        self.faults.check(&["delete_claim"])?;
+        let mut tables = lock(&self.tables);
+        if tables.claims.get(&expected.racer_id) != Some(expected) {
+            return Err(PortError::Conflict);
+        }
+        tables.claims.remove(&expected.racer_id);
+        Ok(())
     }
 }
 

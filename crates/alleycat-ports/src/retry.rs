@@ -56,7 +56,7 @@ impl RetryPolicy {
         Duration::from_nanos(fastrand::u64(0..=nanos))
     }
 
-    async fn wait(&self, retry: u32) {
+    pub(crate) async fn wait(&self, retry: u32) {
         let delay = self.backoff(retry);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -129,6 +129,26 @@ where
     V: MaxMerge + Clone + Send + Sync,
     S: MergeStore<K, V>,
 {
+    merge_into_with(store, key, delta, policy, |value, delta| value.merge(delta)).await
+}
+
+/// [`merge_into`] with another merge than [`MaxMerge::merge`] (say, one that caps a race's
+/// racers): `merge(stored, delta)` folds `delta` into the stored value and says whether it
+/// changed. It runs again on every re-read, so it must be idempotent; whatever it records of
+/// the attempt that was finally written is what the caller should keep.
+pub async fn merge_into_with<K, V, S, M>(
+    store: &S,
+    key: &K,
+    delta: &V,
+    policy: &RetryPolicy,
+    mut merge: M,
+) -> Result<MergeOutcome, RetryError>
+where
+    K: Sync,
+    V: Clone + Send + Sync,
+    S: MergeStore<K, V>,
+    M: FnMut(&mut V, &V) -> bool + Send,
+{
     let max_attempts = policy.max_attempts.max(1);
     let mut outcome = MergeOutcome::default();
     let mut attempt = 0;
@@ -139,7 +159,7 @@ where
                 Some((value, version)) => (value, Some(version)),
                 None => (store.empty(key), None),
             };
-            let changed = value.merge(delta);
+            let changed = merge(&mut value, delta);
             if !changed && version.is_some() {
                 return Ok(false);
             }

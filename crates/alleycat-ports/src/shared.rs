@@ -5,12 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries};
+use std::collections::HashMap;
+
+use alleycat_domain::{Claim, LeaderboardEntry, RaceKey, RacerFinal, SecondSeries};
 
 use crate::error::PortError;
 use crate::objects::{Object, ObjectStore, PutCondition};
 use crate::realtime::Publisher;
-use crate::table::{BestsKey, Finals, MergeStore, Queries, StoredStandings, TraceKey};
+use crate::table::{BestsKey, Claims, Finals, MergeStore, Queries, StoredStandings, TraceKey};
 
 impl<K: Sync, V, T: MergeStore<K, V> + Send> MergeStore<K, V> for Arc<T> {
     type Version = T::Version;
@@ -127,5 +129,26 @@ impl<T: Publisher + Send> Publisher for Arc<T> {
         payload: Vec<u8>,
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         (**self).publish(topic, payload)
+    }
+}
+
+impl<T: Claims + Send> Claims for Arc<T> {
+    fn claims(
+        &self,
+        racer_ids: &[u32],
+    ) -> impl Future<Output = Result<HashMap<u32, Claim>, PortError>> + Send {
+        (**self).claims(racer_ids)
+    }
+
+    fn put_claim(
+        &self,
+        claim: &Claim,
+        expected: Option<&Claim>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).put_claim(claim, expected)
+    }
+
+    fn delete_claim(&self, expected: &Claim) -> impl Future<Output = Result<(), PortError>> + Send {
+        (**self).delete_claim(expected)
     }
 }

@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
+use std::collections::HashMap;
+
+use alleycat_domain::{Claim, LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
 
 use crate::error::PortError;
 
@@ -116,4 +118,27 @@ pub trait Queries: Sync {
         &self,
         key: TraceKey,
     ) -> impl Future<Output = Result<Option<SecondSeries>, PortError>> + Send;
+}
+
+/// Who holds which racer ([`Claim`]): read by every consumer that admits MQTT records, written by
+/// the API. Writes are conditional on the claim read, like [`MergeStore`]; [`crate::claims`]
+/// turns that into "first claim wins".
+pub trait Claims: Sync {
+    /// The stored claims of `racer_ids` (a racer never claimed, or released, is absent). Callers
+    /// pass each id once.
+    fn claims(
+        &self,
+        racer_ids: &[u32],
+    ) -> impl Future<Output = Result<HashMap<u32, Claim>, PortError>> + Send;
+
+    /// Writes `claim` if the racer's stored claim is still `expected` (`None`: none stored);
+    /// [`PortError::Conflict`] otherwise.
+    fn put_claim(
+        &self,
+        claim: &Claim,
+        expected: Option<&Claim>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Deletes the racer's claim if it is still `expected`; [`PortError::Conflict`] otherwise.
+    fn delete_claim(&self, expected: &Claim) -> impl Future<Output = Result<(), PortError>> + Send;
 }
