@@ -66,7 +66,7 @@ fn implausible_rides_are_rejected_under_their_rules_with_the_platforms_arrival()
     let arrival = fair.arrival_ms();
     let mut future = Message::new(1, RACE + 100_000, 2);
     future.device_timestamp = (RACE + 100_000) * 300_000 + 1_000;
-    let ancient = Message::new(1, 1, 3);
+    let ancient = Message::new(1, 3_400_000, 3); // a ride of 2002
     let mut mismatch = Message::new(1, RACE, 4).second(20);
     mismatch.race_id = RACE + 1;
     let event = KinesisEventBuilder::new()
