@@ -103,6 +103,13 @@ pub(crate) fn classify_response(
         if TRANSIENT_CODES.contains(&code) {
             return PortError::Transient(describe());
         }
+        // DynamoDB: "Item size has exceeded the maximum allowed size"; S3: EntityTooLarge.
+        let too_large = (code == "ValidationException"
+            && message.is_some_and(|m| m.contains("size has exceeded")))
+            || code == "EntityTooLarge";
+        if too_large {
+            return PortError::TooLarge(describe());
+        }
     }
     match status {
         Some(412) => PortError::Conflict,
@@ -127,6 +134,7 @@ mod tests {
             PortError::Throttled(_) => "throttled",
             PortError::Transient(_) => "transient",
             PortError::Permanent(_) => "permanent",
+            PortError::TooLarge(_) => "too large",
         }
     }
 

@@ -9,6 +9,7 @@
 //! `AWS_ENDPOINT_URL` at a local fake (moto) is how the integration tests and local runs reach
 //! them.
 
+mod claims;
 pub mod config;
 pub mod dynamo;
 pub mod error;

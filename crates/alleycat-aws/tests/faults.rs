@@ -81,6 +81,7 @@ fn kind(error: &PortError) -> &'static str {
         PortError::Throttled(_) => "throttled",
         PortError::Transient(_) => "transient",
         PortError::Permanent(_) => "permanent",
+        PortError::TooLarge(_) => "too large",
     }
 }
 

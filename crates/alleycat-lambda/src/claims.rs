@@ -32,23 +32,23 @@ impl Held for crate::kinesis::KinesisBatch<'_> {
 /// The claims could not be read: the records from `first` on (the batch's first record
 /// published by an identity) cannot be decided, and must be delivered again.
 #[derive(Debug)]
-pub struct Undecided {
-    /// Index, in the items passed, of the first record that needed a claim.
-    pub first: usize,
+pub struct Undecided<T> {
+    /// The first record that needed a claim: the batch must resume from it.
+    pub first: T,
     /// Why the claims could not be read.
     pub error: RetryError,
 }
 
 /// Keeps the items whose reading passes [`check_holder`], rejecting the others under
 /// `not_holder`; counts `ClaimLookups` (table reads) into `metrics`. On a failed read, returns
-/// the items before the first one that needed a claim, and [`Undecided`].
+/// the items before the first one that needed a claim, and that one in [`Undecided`].
 pub async fn admit_holders<T: Held, C: Claims>(
     items: Vec<T>,
     claims: &C,
     policy: &RetryPolicy,
     metrics: &mut Metrics,
     rejections: &mut RejectionLog,
-) -> (Vec<T>, Option<Undecided>) {
+) -> (Vec<T>, Option<Undecided<T>>) {
     metrics.add("ClaimLookups", 0);
     let racers: BTreeSet<u32> = items
         .iter()
@@ -69,8 +69,9 @@ pub async fn admit_holders<T: Held, C: Claims>(
                 .unwrap_or(0);
             tracing::error!(error = %error.last, attempts = error.attempts, "claims could not be read");
             let mut items = items;
-            items.truncate(first);
-            return (items, Some(Undecided { first, error }));
+            let first = items.split_off(first).into_iter().next();
+            let undecided = first.map(|first| Undecided { first, error });
+            return (items, undecided);
         }
     };
     let admitted = items

@@ -15,7 +15,7 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use alleycat_domain::trust::DEFAULT_CLOCK_SKEW_SECONDS;
-use alleycat_domain::{Plausibility, RaceClock};
+use alleycat_domain::{DEFAULT_MAX_RACERS_PER_RACE, Plausibility, RaceClock};
 use alleycat_ports::RetryPolicy;
 
 /// Environment variable of the table every table-using function writes or reads.
@@ -31,6 +31,9 @@ pub const DEFAULT_WRITE_CONCURRENCY: usize = 16;
 pub const RACE_SECONDS: &str = "RACE_SECONDS";
 /// Environment variable of the race start window in seconds (default 300).
 pub const WINDOW_SECONDS: &str = "WINDOW_SECONDS";
+/// Environment variable of the race aggregator's cap on racers per race (default 2,000; see
+/// `alleycat_domain::Standings::merge_capped`).
+pub const MAX_RACERS_PER_RACE: &str = "MAX_RACERS_PER_RACE";
 /// Environment variable of how far device clocks may disagree with the platform's, in seconds
 /// (default 120, at most a day): see `alleycat_domain::trust`.
 pub const CLOCK_SKEW_SECONDS: &str = "CLOCK_SKEW_SECONDS";
@@ -170,6 +173,8 @@ pub struct StreamConfig {
     pub retry: RetryPolicy,
     /// Writes made at once.
     pub write_concurrency: usize,
+    /// Racers a race admits ([`MAX_RACERS_PER_RACE`], the race aggregator's).
+    pub max_racers_per_race: usize,
 }
 
 impl Default for StreamConfig {
@@ -179,6 +184,7 @@ impl Default for StreamConfig {
             clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
             retry: RetryPolicy::default(),
             write_concurrency: DEFAULT_WRITE_CONCURRENCY,
+            max_racers_per_race: DEFAULT_MAX_RACERS_PER_RACE,
         }
     }
 }
@@ -191,7 +197,8 @@ impl StreamConfig {
 
     /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
     /// main, a map in tests): the race clock ([`RACE_SECONDS`], [`WINDOW_SECONDS`]),
-    /// [`CLOCK_SKEW_SECONDS`], [`RETRY_MAX_ATTEMPTS`] and [`WRITE_CONCURRENCY`], each optional with its default. The error
+    /// [`CLOCK_SKEW_SECONDS`], [`RETRY_MAX_ATTEMPTS`], [`WRITE_CONCURRENCY`] and
+    /// [`MAX_RACERS_PER_RACE`], each optional with its default. The error
     /// names any variable that is set but invalid.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let env = Env::new(lookup);
@@ -212,6 +219,11 @@ impl StreamConfig {
                 WRITE_CONCURRENCY,
                 defaults.write_concurrency,
                 1..=256,
+            )?,
+            max_racers_per_race: env.number_or(
+                MAX_RACERS_PER_RACE,
+                defaults.max_racers_per_race,
+                1..=100_000,
             )?,
         })
     }
@@ -241,6 +253,7 @@ mod tests {
             (RETRY_MAX_ATTEMPTS, "3"),
             (WRITE_CONCURRENCY, "4"),
             (CLOCK_SKEW_SECONDS, "30"),
+            (MAX_RACERS_PER_RACE, "50"),
         ];
         let lookup = |name: &str| {
             vars.iter()
@@ -252,6 +265,7 @@ mod tests {
         assert_eq!(config.retry.max_attempts, 3);
         assert_eq!(config.write_concurrency, 4);
         assert_eq!(config.plausibility(), Plausibility::new(RaceClock::new(20, 30), 30));
+        assert_eq!(config.max_racers_per_race, 50);
         for (name, bad) in [
             (RETRY_MAX_ATTEMPTS, "0"),
             (WRITE_CONCURRENCY, "lots"),

@@ -143,6 +143,6 @@ async fn unreadable_claims_leave_the_rest_of_the_batch_undecided() {
         admit_holders(readings, &table, &policy(), &mut metrics, &mut rejections).await;
     assert_eq!(admitted.len(), 1);
     let undecided = undecided.expect("the claims read failed");
-    assert_eq!(undecided.first, 1);
+    assert_eq!(undecided.first.position, 1);
     assert_eq!(undecided.error.attempts, 3);
 }

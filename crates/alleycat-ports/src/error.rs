@@ -18,6 +18,11 @@ pub enum PortError {
     /// A failure that retrying cannot fix: access denied, missing resource, invalid request.
     #[error("{0}")]
     Permanent(String),
+    /// The item or object is larger than the store accepts (DynamoDB's 400 KB): permanent, and
+    /// no replay of the same records can fix it, so callers drop the write instead of holding up
+    /// the stream.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 impl PortError {

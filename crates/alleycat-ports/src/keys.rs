@@ -10,10 +10,12 @@
 //! | leaderboard row | `class#<classId>` | `racer#<racerId>` |
 //! | racer bests | `racer#<racerId>` | `bests#class#<classId>` |
 //! | racer trace | `racer#<racerId>` | `race#<classId>#<raceId>` |
+//! | racer claim | `racer#<racerId>` | `claim` |
 //!
 //! Standings also carry `gsi1pk = class#<classId>#races` and `gsi1sk = raceId` (a number) for
 //! index [`GSI1`] (a class's latest races); leaderboard rows carry `best`, the range key of the
-//! local secondary index [`BY_BEST`] (a class's leaderboard, best first).
+//! local secondary index [`BY_BEST`] (a class's leaderboard, best first). Claims carry
+//! [`attr::TTL`], the table's time-to-live attribute: the only items that expire.
 
 use alleycat_domain::RaceKey;
 
@@ -32,6 +34,8 @@ pub const BY_BEST: &str = "byBest";
 
 /// Sort key of a race's standings item.
 pub const STANDINGS_SK: &str = "standings";
+/// Sort key of a racer's claim.
+pub const CLAIM_SK: &str = "claim";
 /// Sort-key prefix of racer finals (under a race) and leaderboard rows (under a class).
 pub const RACER_PREFIX: &str = "racer#";
 
@@ -59,6 +63,15 @@ pub mod attr {
     pub const BEST: &str = "best";
     /// Per-second outputs, second 1 first (L of N or NULL).
     pub const SECONDS: &str = "seconds";
+    /// Claim: the holder's identity (S).
+    pub const IDENTITY_ID: &str = "identityId";
+    /// Claim: first claim of this holder's tenure, epoch milliseconds (N).
+    pub const CLAIMED_AT: &str = "claimedAt";
+    /// Claim: when it lapses unless renewed, epoch milliseconds (N).
+    pub const EXPIRES_AT: &str = "expiresAt";
+    /// The table's time-to-live attribute, epoch seconds (N): a lapsed claim's `expiresAt`, so
+    /// DynamoDB deletes lapsed claims in its own time (reads never rely on it).
+    pub const TTL: &str = "ttl";
 }
 
 /// Partition key of a race's items (standings and finals): the class is part of a race's

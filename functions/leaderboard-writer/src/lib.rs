@@ -3,7 +3,10 @@
 //!
 //! The event source filters the stream to `final` messages (FilterCriteria `event = final`); the
 //! handler still ignores (and counts as `NotFinal`) anything else, so a missing or changed filter
-//! cannot put ordinary seconds on the leaderboard.
+//! cannot put ordinary seconds on the leaderboard. Every final is first admitted like the race
+//! aggregator's records: plausible for its arrival, and published by its racer's holder when an
+//! identity published it (`alleycat_lambda::claims`); a rejected final is counted under its rule
+//! (`Rejected.<rule>`) and never stored, so a forged 470.25 cannot reach the leaderboard.
 //!
 //! For each final, in stream order: [`Finals::put_final`] stores the result (the fact), then
 //! [`Finals::offer_record`] updates the leaderboard row only if the result beats it. `false` is
@@ -18,16 +21,18 @@
 //! counted `Skipped`); other racers carry on. Whatever finished in whatever order, every record
 //! before the earliest failure has succeeded, which is all an ordered stream needs.
 //!
-//! Metrics: `RecordsIn`, `BytesIn` (record data, of the finals the filter let through), `Rejected`, `NotFinal`, `Finals` (results stored), `NewRecord`,
-//! `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
+//! Metrics: `RecordsIn`, `BytesIn` (record data, of the finals the filter let through),
+//! `Rejected` and `Rejected.<rule>`, `ClaimLookups`, `NotFinal`, `Finals` (results stored),
+//! `NewRecord`, `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
 
 use std::collections::HashMap;
 
 use alleycat_domain::RacerFinal;
 use alleycat_lambda::env::StreamConfig;
 pub use alleycat_lambda::env::{RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
-use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics};
-use alleycat_ports::{Finals, RetryError, RetryPolicy, retry};
+use alleycat_lambda::claims::admit_holders;
+use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics, RejectionLog};
+use alleycat_ports::{Claims, Finals, RetryError, RetryPolicy, retry};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use futures::stream::{self, StreamExt};
 
@@ -38,7 +43,7 @@ pub const FUNCTION_NAME: &str = "leaderboard-writer";
 const METRICS: [&str; 10] = [
     "RecordsIn",
     "BytesIn",
-    "Rejected",
+    "ClaimLookups",
     "NotFinal",
     "Finals",
     "NewRecord",
@@ -48,7 +53,7 @@ const METRICS: [&str; 10] = [
     "Skipped",
 ];
 
-/// The function's configuration: race clock, retries, write concurrency, read from the
+/// The function's configuration: race clock, clock skew, retries, write concurrency, read from the
 /// environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
 pub type Config = StreamConfig;
 
@@ -76,7 +81,7 @@ struct RacerOutcome<'e> {
 ///
 /// Counts into `metrics`; the caller emits them once per invocation.
 #[tracing::instrument(name = "leaderboard_writer", skip_all, fields(records = event.len()))]
-pub async fn handle<F: Finals>(
+pub async fn handle<F: Finals + Claims>(
     event: LenientKinesisEvent,
     finals: &F,
     config: &Config,
@@ -85,7 +90,12 @@ pub async fn handle<F: Finals>(
     for name in METRICS {
         metrics.add(name, 0);
     }
-    let readings = event.readings(config.clock, metrics);
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(config.plausibility(), metrics, &mut rejections);
+    let (readings, undecided) =
+        admit_holders(readings, finals, &config.retry, metrics, &mut rejections).await;
+    rejections.count_into(metrics);
+    rejections.finish();
     // Each racer's finals in stream order, racers in order of first appearance.
     let mut racers: Vec<Vec<FinalRecord<'_>>> = Vec::new();
     let mut racer_index = HashMap::new();
@@ -117,6 +127,10 @@ pub async fn handle<F: Finals>(
         .await;
 
     let mut failures = BatchFailures::new();
+    if let Some(undecided) = &undecided {
+        // Finals whose claims could not be read cannot be judged: Lambda delivers them again.
+        failures.fail(undecided.first.position, undecided.first.sequence_number);
+    }
     for outcome in outcomes {
         metrics.add("Finals", outcome.finals);
         metrics.add("NewRecord", outcome.new_records);
@@ -184,13 +198,13 @@ async fn write_final<F: Finals>(
 /// The leaderboard writer with its table bound: what the Lambda main serves and the embedded
 /// stack calls.
 pub struct LeaderboardWriter<F> {
-    /// Where finals and leaderboard rows go.
+    /// Where finals and leaderboard rows go, and claims are read.
     pub finals: F,
     /// Clock, retries, concurrency.
     pub config: Config,
 }
 
-impl<F: Finals> alleycat_lambda::Function for LeaderboardWriter<F> {
+impl<F: Finals + Claims> alleycat_lambda::Function for LeaderboardWriter<F> {
     const NAME: &'static str = FUNCTION_NAME;
     type Event = LenientKinesisEvent;
     type Response = KinesisEventResponse;

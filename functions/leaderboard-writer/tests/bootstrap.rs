@@ -30,8 +30,8 @@ async fn fixture_finals_are_stored_with_their_leaderboard_rows() -> TestResult {
     assert_eq!(run.response_json()?, json!({"batchItemFailures": []}));
     // The fixture's two finals: Bo (class 3) and Chiara (class 5), both in race 5400172.
     for (class_id, racer_id, name, best, finished_at) in [
-        (3, 12, "Bo", output(162.0), 1_620_051_629_907),
-        (5, 21, "Chiara", output(156.6), 1_620_051_630_007),
+        (3, 12, "Bo", output(162.0), 1_620_051_915_719),
+        (5, 21, "Chiara", output(156.6), 1_620_051_915_738),
     ] {
         let finals = table
             .finals(RaceKey {

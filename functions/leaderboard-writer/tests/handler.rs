@@ -1,12 +1,13 @@
 //! The leaderboard-writer handler end to end, on the in-memory table.
 
+use std::collections::HashMap;
 use std::error::Error;
 
-use alleycat_domain::{LeaderboardEntry, Output, RacerFinal};
+use alleycat_domain::{Claim, LeaderboardEntry, Output, RacerFinal};
 use alleycat_lambda::testing::{KinesisEventBuilder, Message, bad_messages, sequence_number};
 use alleycat_lambda::{LenientKinesisEvent, Metrics};
 use alleycat_ports::memory::MemoryTable;
-use alleycat_ports::{Finals, PortError, RetryPolicy};
+use alleycat_ports::{Claims, Finals, PortError, RetryPolicy};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use leaderboard_writer::{Config, FUNCTION_NAME, handle};
 
@@ -21,7 +22,7 @@ fn config(attempts: u32) -> Config {
     }
 }
 
-async fn run<F: Finals>(
+async fn run<F: Finals + Claims>(
     event: LenientKinesisEvent,
     finals: &F,
     config: &Config,
@@ -74,7 +75,7 @@ async fn fixture_finals_are_stored_and_set_leaderboard_records() -> TestResult {
     let row = best(&table, 3, 12).expect("a leaderboard row");
     assert_eq!(
         (row.best, row.race_id, row.updated_at),
-        (output(162.0), 5_400_172, 1_620_051_629_907)
+        (output(162.0), 5_400_172, 1_620_051_915_719)
     );
     assert_eq!(best(&table, 5, 21).map(|r| r.best), Some(output(156.6)));
     assert_eq!(metrics.get("RecordsIn"), 8);
@@ -225,6 +226,20 @@ impl Finals for ThrottledRacer {
     ) -> Result<bool, PortError> {
         self.check(entry.racer_id)?;
         self.table.offer_record(class_id, entry).await
+    }
+}
+
+impl Claims for ThrottledRacer {
+    async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
+        self.table.claims(racer_ids).await
+    }
+
+    async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
+        self.table.put_claim(claim, expected).await
+    }
+
+    async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
+        self.table.delete_claim(expected).await
     }
 }
 

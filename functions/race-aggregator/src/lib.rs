@@ -1,14 +1,23 @@
 //! The race-aggregator function: device readings from Kinesis, max-merged into each race's
 //! standings ("Here now" while a race runs, "Race results" once it is over).
 //!
-//! Per batch (up to 1,000 records, `ReportBatchItemFailures` on): every record is validated
-//! (rejected records are counted and logged, never retried: they would be rejected again), the
-//! readings are grouped by race ([`StandingsBatch`]), and each race's share is max-merged into its
+//! Per batch (up to 1,000 records, `ReportBatchItemFailures` on): every record is validated and
+//! admitted under the plausibility rules with its Kinesis arrival, and a record published over
+//! MQTT only if its identity holds its racer (one claims read per batch, see
+//! `alleycat_lambda::claims`); rejected records are counted under their rule and logged, never
+//! retried: they would be rejected again. The readings are grouped by race ([`StandingsBatch`]), and each race's share is max-merged into its
 //! stored standings with [`merge_into`]: one conditional write per race per batch, none when the
 //! stored standings already hold everything. Races are written concurrently. A race whose write
 //! still fails after the retry policy makes Lambda resume the batch from that race's earliest
 //! record ([`BatchFailures`] keeps the earliest failure of the batch); the records after it are
 //! delivered again, which the max-merge absorbs.
+//!
+//! **Bounded races.** A race admits at most `MAX_RACERS_PER_RACE` racers (2,000 by default), so a
+//! flood of forged racer ids cannot grow one standings item past DynamoDB's 400 KB or its
+//! realtime message past IoT Core's 128 KB: a racer beyond the cap is refused when the race is
+//! merged (`Rejected.over_cap`, one per refused racer and batch); the race keeps working. A write
+//! the store refuses as too large is counted (`FailedRaces`), logged once and not reported:
+//! retrying it cannot succeed, and would hold up every other race of the shard.
 //!
 //! # Tumbling windows
 //!
@@ -45,18 +54,20 @@
 //! `RecordsIn`, `BytesIn` (record data), `Rejected`, `Races` (races written, or carried in the window state), `Writes`,
 //! `Unchanged` (the stored standings already held the batch), `Conflicts` (lost optimistic
 //! concurrency races, re-read and re-merged), `Retries` (throttled or transient failures retried;
-//! for a race that finally failed, all its attempts after the first), `FailedRaces`, and
-//! `StateRejected` (window state entries that could not be read).
+//! for a race that finally failed, all its attempts after the first), `FailedRaces`,
+//! `StateRejected` (window state entries that could not be read), `ClaimLookups` (claims reads),
+//! and `Rejected.<rule>` for each rule.
 
 pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 
-use alleycat_domain::{MaxMerge, RaceKey, Standings, StandingsBatch};
+use alleycat_domain::{MaxMerge, RaceKey, Rejection, Standings, StandingsBatch};
+use alleycat_lambda::claims::admit_holders;
 use alleycat_lambda::env::StreamConfig;
-pub use alleycat_lambda::env::{RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
-use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics};
-use alleycat_ports::{MergeOutcome, MergeStore, RetryError, RetryPolicy, merge_into};
+pub use alleycat_lambda::env::{MAX_RACERS_PER_RACE, RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
+use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics, RejectionLog};
+use alleycat_ports::{Claims, MergeOutcome, MergeStore, PortError, RetryError, merge_into_with};
 use aws_lambda_events::event::kinesis::KinesisTimeWindowEventResponse;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use aws_lambda_events::time_window::TimeWindowProperties;
@@ -71,7 +82,7 @@ pub const FUNCTION_NAME: &str = "race-aggregator";
 const METRICS: [&str; 10] = [
     "RecordsIn",
     "BytesIn",
-    "Rejected",
+    "ClaimLookups",
     "Races",
     "Writes",
     "Unchanged",
@@ -81,8 +92,9 @@ const METRICS: [&str; 10] = [
     "StateRejected",
 ];
 
-/// The function's configuration: race clock, retries, write concurrency, read from the
-/// environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
+/// The function's configuration: race clock, clock skew, retries, write concurrency and the cap
+/// on racers per race, read from the environment by [`StreamConfig::from_lookup`] (shared with
+/// the other stream function).
 pub type Config = StreamConfig;
 
 /// The handler's answer, in the shape the event asked for.
@@ -136,8 +148,9 @@ impl Response {
     }
 }
 
-/// Handles one Kinesis event (plain or tumbling-window, see the crate docs): validates, groups by
-/// race, max-merges into `store`, and answers with the earliest record Lambda must resume from.
+/// Handles one Kinesis event (plain or tumbling-window, see the crate docs): validates, admits,
+/// groups by race, max-merges into `store`, and answers with the earliest record Lambda must
+/// resume from.
 ///
 /// Counts into `metrics`; the caller emits them once per invocation (the Lambda main as an EMF
 /// line, the embedded stack as it likes).
@@ -149,45 +162,69 @@ pub async fn handle<S>(
     metrics: &mut Metrics,
 ) -> Response
 where
-    S: MergeStore<RaceKey, Standings>,
+    S: MergeStore<RaceKey, Standings> + Claims,
 {
     for name in METRICS {
         metrics.add(name, 0);
     }
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(config.plausibility(), metrics, &mut rejections);
+    let (readings, undecided) =
+        admit_holders(readings, store, &config.retry, metrics, &mut rejections).await;
     let mut batch = StandingsBatch::new();
-    for record in event.readings(config.clock, metrics) {
+    for record in &readings {
         batch.add(record.position, &record.reading);
     }
-    match &event.window {
-        None => Response::Batch(aggregate_batch(&event, batch, store, config, metrics).await),
-        Some(window) => {
-            Response::Window(aggregate_window(&event, window, batch, store, config, metrics).await)
-        }
+    // Records whose claims could not be read cannot be judged: Lambda must deliver them again.
+    let mut failures = BatchFailures::new();
+    if let Some(undecided) = &undecided {
+        failures.fail(undecided.first.position, undecided.first.sequence_number);
     }
+    let mut writes = Writes {
+        store,
+        config,
+        metrics,
+        rejections: &mut rejections,
+    };
+    let response = match &event.window {
+        None => Response::Batch(aggregate_batch(&event, batch, &mut writes, failures).await),
+        Some(window) => {
+            Response::Window(aggregate_window(&event, window, batch, &mut writes, failures).await)
+        }
+    };
+    rejections.count_into(metrics);
+    rejections.finish();
+    response
+}
+
+/// What writing races needs, borrowed for one invocation.
+struct Writes<'a, S> {
+    store: &'a S,
+    config: &'a Config,
+    metrics: &'a mut Metrics,
+    rejections: &'a mut RejectionLog,
 }
 
 /// A plain batch: each race written once; a failed race reports its earliest record.
 async fn aggregate_batch<S>(
     event: &LenientKinesisEvent,
     batch: StandingsBatch,
-    store: &S,
-    config: &Config,
-    metrics: &mut Metrics,
+    writes: &mut Writes<'_, S>,
+    mut failures: BatchFailures,
 ) -> KinesisEventResponse
 where
     S: MergeStore<RaceKey, Standings>,
 {
     let races = batch.into_races();
-    metrics.add("Races", races.len() as u64);
+    writes.metrics.add("Races", races.len() as u64);
     let entries: Vec<(RaceKey, &Standings)> = races
         .iter()
         .map(|(race, delta)| (*race, &delta.standings))
         .collect();
-    let results = write_races(store, &entries, config).await;
-    let mut failures = BatchFailures::new();
-    for (index, result) in results {
+    let results = write_races(writes.store, &entries, writes.config).await;
+    for (index, written) in results {
         let (race, delta) = &races[index];
-        if !tally(metrics, *race, result) {
+        if !writes.tally(*race, written) {
             // Every race's first position is a decoded record's, so its sequence number exists.
             let sequence_number = event
                 .sequence_number_at(delta.first_position)
@@ -203,50 +240,88 @@ async fn aggregate_window<S>(
     event: &LenientKinesisEvent,
     window: &TimeWindowProperties,
     batch: StandingsBatch,
-    store: &S,
-    config: &Config,
-    metrics: &mut Metrics,
+    writes: &mut Writes<'_, S>,
+    failures: BatchFailures,
 ) -> KinesisTimeWindowEventResponse
 where
     S: MergeStore<RaceKey, Standings>,
 {
     let (mut races, rejected) = window::decode_state(&window.state);
-    metrics.add("StateRejected", rejected as u64);
+    writes.metrics.add("StateRejected", rejected as u64);
     for (race, delta) in batch.into_races() {
         races.entry(race).or_default().merge(&delta.standings);
     }
-    metrics.add("Races", races.len() as u64);
+    writes.metrics.add("Races", races.len() as u64);
     if !(window.is_final_invoke_for_window || window.is_window_terminated_early) {
-        return BatchFailures::new().into_window_response(window::encode_state(&races));
+        return failures.into_window_response(window::encode_state(&races));
     }
-    let written = flush(&races, store, config, metrics).await;
-    let mut failures = BatchFailures::new();
-    if !written {
+    let written = writes.flush(&races).await;
+    if !written || !failures.is_empty() {
         // See the crate docs: only a retry of the whole final invocation can rewrite records of
         // earlier invocations, so report the first record (an empty id when there is none).
-        failures.fail(0, first_sequence_number(event).unwrap_or_default());
-        return failures.into_window_response(window::encode_state(&races));
+        let mut whole = BatchFailures::new();
+        whole.fail(0, first_sequence_number(event).unwrap_or_default());
+        return whole.into_window_response(window::encode_state(&races));
     }
     failures.into_window_response(HashMap::new())
 }
 
-/// Writes every race of a window; whether all writes succeeded.
-async fn flush<S>(
-    races: &BTreeMap<RaceKey, Standings>,
-    store: &S,
-    config: &Config,
-    metrics: &mut Metrics,
-) -> bool
-where
-    S: MergeStore<RaceKey, Standings>,
-{
-    let entries: Vec<(RaceKey, &Standings)> = races.iter().map(|(r, s)| (*r, s)).collect();
-    let results = write_races(store, &entries, config).await;
-    let mut all_written = true;
-    for (index, result) in results {
-        all_written &= tally(metrics, entries[index].0, result);
+impl<S: MergeStore<RaceKey, Standings>> Writes<'_, S> {
+    /// Writes every race of a window; whether all writes succeeded.
+    async fn flush(&mut self, races: &BTreeMap<RaceKey, Standings>) -> bool {
+        let entries: Vec<(RaceKey, &Standings)> = races.iter().map(|(r, s)| (*r, s)).collect();
+        let results = write_races(self.store, &entries, self.config).await;
+        let mut all_written = true;
+        for (index, written) in results {
+            all_written &= self.tally(entries[index].0, written);
+        }
+        all_written
     }
-    all_written
+
+    /// Counts one race's write; whether the batch may go on without it (written, or refused for
+    /// good: see the crate docs on sizes).
+    fn tally(&mut self, race: RaceKey, written: Written) -> bool {
+        let Written { result, refused } = written;
+        let cap = self.config.max_racers_per_race;
+        for racer_id in refused {
+            let rejection = Rejection::OverCap { racer_id, cap };
+            self.rejections
+                .reject_for(&format!("race {}#{}", race.class_id, race.race_id), &rejection);
+        }
+        let metrics = &mut *self.metrics;
+        match result {
+            Ok(outcome) => {
+                metrics.incr(if outcome.written {
+                    "Writes"
+                } else {
+                    "Unchanged"
+                });
+                metrics.add("Conflicts", outcome.conflicts.into());
+                metrics.add("Retries", outcome.retries.into());
+                true
+            }
+            Err(error) => {
+                metrics.incr("FailedRaces");
+                metrics.add("Retries", error.attempts.saturating_sub(1).into());
+                let too_large = matches!(error.last, PortError::TooLarge(_));
+                tracing::error!(
+                    class_id = race.class_id,
+                    race_id = race.race_id,
+                    attempts = error.attempts,
+                    error = %error.last,
+                    reported = !too_large,
+                    "standings write failed"
+                );
+                too_large
+            }
+        }
+    }
+}
+
+/// One race's write: its result, and the racers the cap refused in the attempt that counted.
+struct Written {
+    result: Result<MergeOutcome, RetryError>,
+    refused: Vec<u32>,
 }
 
 /// Max-merges each race's standings into the store, `write_concurrency` at a time; each result
@@ -259,13 +334,13 @@ async fn write_races<S>(
     store: &S,
     races: &[(RaceKey, &Standings)],
     config: &Config,
-) -> Vec<(usize, Result<MergeOutcome, RetryError>)>
+) -> Vec<(usize, Written)>
 where
     S: MergeStore<RaceKey, Standings>,
 {
     let mut writes = Vec::with_capacity(races.len());
     for (index, &(race, standings)) in races.iter().enumerate() {
-        writes.push(write_race(store, index, race, standings, &config.retry));
+        writes.push(write_race(store, index, race, standings, config));
     }
     stream::iter(writes)
         .buffer_unordered(config.write_concurrency.max(1))
@@ -273,46 +348,26 @@ where
         .await
 }
 
-/// One race's merge, tagged with its index.
+/// One race's merge under the cap, tagged with its index.
 async fn write_race<S>(
     store: &S,
     index: usize,
     race: RaceKey,
     standings: &Standings,
-    policy: &RetryPolicy,
-) -> (usize, Result<MergeOutcome, RetryError>)
+    config: &Config,
+) -> (usize, Written)
 where
     S: MergeStore<RaceKey, Standings>,
 {
-    (index, merge_into(store, &race, standings, policy).await)
-}
-
-/// Counts one race's write; whether it succeeded.
-fn tally(metrics: &mut Metrics, race: RaceKey, result: Result<MergeOutcome, RetryError>) -> bool {
-    match result {
-        Ok(outcome) => {
-            metrics.incr(if outcome.written {
-                "Writes"
-            } else {
-                "Unchanged"
-            });
-            metrics.add("Conflicts", outcome.conflicts.into());
-            metrics.add("Retries", outcome.retries.into());
-            true
-        }
-        Err(error) => {
-            metrics.incr("FailedRaces");
-            metrics.add("Retries", error.attempts.saturating_sub(1).into());
-            tracing::error!(
-                class_id = race.class_id,
-                race_id = race.race_id,
-                attempts = error.attempts,
-                error = %error.last,
-                "standings write failed"
-            );
-            false
-        }
-    }
+    let cap = config.max_racers_per_race;
+    let mut refused = Vec::new();
+    let result = merge_into_with(store, &race, standings, &config.retry, |stored, delta| {
+        let (changed, now_refused) = stored.merge_capped(delta, cap);
+        refused = now_refused;
+        changed
+    })
+    .await;
+    (index, Written { result, refused })
 }
 
 /// The sequence number of the event's first record, decodable or not.
@@ -329,13 +384,13 @@ fn first_sequence_number(event: &LenientKinesisEvent) -> Option<&str> {
 /// The race aggregator with its store bound: what the Lambda main serves and the embedded stack
 /// calls.
 pub struct RaceAggregator<S> {
-    /// Where standings are max-merged.
+    /// Where standings are max-merged, and claims read.
     pub store: S,
-    /// Clock, retries, concurrency.
+    /// Clock, skew, retries, concurrency, cap.
     pub config: Config,
 }
 
-impl<S: MergeStore<RaceKey, Standings>> alleycat_lambda::Function for RaceAggregator<S> {
+impl<S: MergeStore<RaceKey, Standings> + Claims> alleycat_lambda::Function for RaceAggregator<S> {
     const NAME: &'static str = FUNCTION_NAME;
     type Event = LenientKinesisEvent;
     type Response = Response;

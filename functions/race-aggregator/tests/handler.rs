@@ -5,11 +5,11 @@ use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use alleycat_domain::{MaxMerge, Output, RaceKey, Standings};
+use alleycat_domain::{Claim, MaxMerge, Output, RaceKey, Standings};
 use alleycat_lambda::testing::{KinesisEventBuilder, Message, bad_messages, sequence_number};
 use alleycat_lambda::{LenientKinesisEvent, Metrics};
 use alleycat_ports::memory::MemoryTable;
-use alleycat_ports::{MergeStore, PortError, RetryPolicy};
+use alleycat_ports::{Claims, MergeStore, PortError, RetryPolicy};
 use race_aggregator::window::{decode_state, encode_state};
 use race_aggregator::{Config, FUNCTION_NAME, Response, handle};
 
@@ -45,7 +45,7 @@ fn standings(results: &[(u32, f64)]) -> Standings {
         .collect()
 }
 
-async fn run<S: MergeStore<RaceKey, Standings>>(
+async fn run<S: MergeStore<RaceKey, Standings> + Claims>(
     event: LenientKinesisEvent,
     store: &S,
     config: &Config,
@@ -165,6 +165,21 @@ impl MergeStore<RaceKey, Standings> for FailingRace {
             return Err(self.error.clone());
         }
         self.table.store(race, standings, expected).await
+    }
+}
+
+
+impl Claims for FailingRace {
+    async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
+        self.table.claims(racer_ids).await
+    }
+
+    async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
+        self.table.put_claim(claim, expected).await
+    }
+
+    async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
+        self.table.delete_claim(expected).await
     }
 }
 
@@ -303,6 +318,20 @@ impl MergeStore<RaceKey, Standings> for ConcurrentWriter {
             self.table.store(race, &value, version.as_ref()).await?;
         }
         self.table.store(race, standings, expected).await
+    }
+}
+
+impl Claims for ConcurrentWriter {
+    async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
+        self.table.claims(racer_ids).await
+    }
+
+    async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
+        self.table.put_claim(claim, expected).await
+    }
+
+    async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
+        self.table.delete_claim(expected).await
     }
 }
 

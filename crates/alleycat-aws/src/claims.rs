@@ -1,0 +1,158 @@
+//! Racer claims on DynamoDB: read in batches of 100 keys (BatchGetItem), written and deleted
+//! with a condition on the claim read, so that "first claim wins" holds under concurrency.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use alleycat_domain::Claim;
+use alleycat_ports::{Claims, PortError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use crate::dynamo::DynamoTable;
+use crate::error::classify;
+use crate::item::{Item, get_n, get_s, n, s};
+use crate::keys::{self, attr};
+
+/// Keys BatchGetItem takes in one request.
+const BATCH_GET_KEYS: usize = 100;
+/// Rounds of unprocessed keys read again (DynamoDB returns them when throttled) before the read
+/// counts as throttled.
+const UNPROCESSED_ROUNDS: u32 = 5;
+
+fn claim_key(racer_id: u32) -> Item {
+    HashMap::from([
+        (keys::PK.to_owned(), s(keys::racer_pk(racer_id))),
+        (keys::SK.to_owned(), s(keys::CLAIM_SK)),
+    ])
+}
+
+fn claim_from_item(item: &Item) -> Result<Claim, String> {
+    let context = get_s(item, keys::PK, "claim").unwrap_or("claim").to_owned();
+    Ok(Claim {
+        racer_id: get_n(item, attr::RACER_ID, &context)?,
+        identity_id: get_s(item, attr::IDENTITY_ID, &context)?.to_owned(),
+        claimed_at: get_n(item, attr::CLAIMED_AT, &context)?,
+        expires_at: get_n(item, attr::EXPIRES_AT, &context)?,
+    })
+}
+
+/// The condition that the stored claim is still `expected`, with its values.
+fn still(expected: &Claim) -> (&'static str, [(&'static str, AttributeValue); 3]) {
+    (
+        "identityId = :identity AND claimedAt = :claimed AND expiresAt = :expires",
+        [
+            (":identity", s(expected.identity_id.clone())),
+            (":claimed", n(expected.claimed_at)),
+            (":expires", n(expected.expires_at)),
+        ],
+    )
+}
+
+impl Claims for DynamoTable {
+    async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
+        let mut found = HashMap::new();
+        for chunk in racer_ids.chunks(BATCH_GET_KEYS) {
+            let operation = format!("DynamoDB BatchGetItem {}: {} claims", self.table, chunk.len());
+            let mut pending: Vec<Item> = chunk.iter().map(|id| claim_key(*id)).collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == UNPROCESSED_ROUNDS {
+                    return Err(PortError::Throttled(format!(
+                        "{operation}: {} keys still unprocessed",
+                        pending.len()
+                    )));
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << round)).await;
+                }
+                round += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Permanent(format!("{operation}: {e}")))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&operation, &e))?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let claim = claim_from_item(&item).map_err(PortError::Permanent)?;
+                    found.insert(claim.racer_id, claim);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(found)
+    }
+
+    async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
+        let operation = format!(
+            "DynamoDB PutItem {}: {}/{}",
+            self.table,
+            keys::racer_pk(claim.racer_id),
+            keys::CLAIM_SK
+        );
+        let mut item = claim_key(claim.racer_id);
+        item.insert(attr::RACER_ID.to_owned(), n(claim.racer_id));
+        item.insert(attr::IDENTITY_ID.to_owned(), s(claim.identity_id.clone()));
+        item.insert(attr::CLAIMED_AT.to_owned(), n(claim.claimed_at));
+        item.insert(attr::EXPIRES_AT.to_owned(), n(claim.expires_at));
+        item.insert(attr::TTL.to_owned(), n(claim.expires_at.div_ceil(1000)));
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(expected) => {
+                let (condition, values) = still(expected);
+                values
+                    .into_iter()
+                    .fold(put.condition_expression(condition), |put, (k, v)| {
+                        put.expression_attribute_values(k, v)
+                    })
+            }
+        };
+        put.send()
+            .await
+            .map_err(|e| classify(&operation, &e))
+            .map(drop)
+    }
+
+    async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
+        let operation = format!(
+            "DynamoDB DeleteItem {}: {}/{}",
+            self.table,
+            keys::racer_pk(expected.racer_id),
+            keys::CLAIM_SK
+        );
+        let (condition, values) = still(expected);
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(expected.racer_id)))
+            .condition_expression(condition);
+        values
+            .into_iter()
+            .fold(delete, |delete, (k, v)| {
+                delete.expression_attribute_values(k, v)
+            })
+            .send()
+            .await
+            .map_err(|e| classify(&operation, &e))
+            .map(drop)
+    }
+}
