@@ -2,8 +2,11 @@
 //! bucket. Each valid device message becomes one compact JSON line with its `output`
 //! ([`Reading::write_json_line`]), which is the NDJSON the history-merger reads back.
 //!
-//! Every record is answered under its own `recordId`, in the event's order: `Ok` with the line,
-//! or `ProcessingFailed` with its original data (Firehose writes those to the bucket's
+//! Every record is answered under its own `recordId`, in the event's order: `Ok` with the line
+//! (which adds the record's `approximateArrivalTimestamp` as `arrivedAt`, and keeps the IoT
+//! rule's `identityId`, so the history merger and a rebuild can apply the holder rule), or
+//! `ProcessingFailed` with its original data: invalid records, and implausible rides
+//! (`alleycat_domain::trust`) (Firehose writes those to the bucket's
 //! `processing-failed/` prefix, where nothing merges them). One bad record never fails the batch;
 //! a record whose envelope does not even decode ([`LenientFirehoseEvent`]) is answered
 //! `ProcessingFailed` too.
@@ -24,7 +27,8 @@
 pub mod firehose;
 mod raw;
 
-use alleycat_domain::{RaceClock, Reading};
+use alleycat_domain::trust::DEFAULT_CLOCK_SKEW_SECONDS;
+use alleycat_domain::{Plausibility, RaceClock, Reading};
 use alleycat_lambda::Metrics;
 use alleycat_lambda::RejectionLog;
 use alleycat_lambda::env::{Env, EnvError};
@@ -59,20 +63,39 @@ pub enum Error {
 }
 
 /// What the handler needs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Race length and window, to validate `second`.
     pub clock: RaceClock,
+    /// How far device clocks may be off, in seconds (`CLOCK_SKEW_SECONDS`).
+    pub clock_skew_seconds: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            clock: RaceClock::default(),
+            clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
+        }
+    }
 }
 
 impl Config {
     /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
-    /// main, a map in tests): the race clock (`RACE_SECONDS`, `WINDOW_SECONDS`), optional with
-    /// its defaults. The error names any variable that is set but invalid.
+    /// main, a map in tests): the race clock (`RACE_SECONDS`, `WINDOW_SECONDS`) and
+    /// `CLOCK_SKEW_SECONDS`, optional with their defaults. The error names any variable that is
+    /// set but invalid.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let rules = Env::new(lookup).plausibility()?;
         Ok(Self {
-            clock: Env::new(lookup).race_clock()?,
+            clock: rules.clock,
+            clock_skew_seconds: rules.clock_skew_seconds,
         })
+    }
+
+    /// The plausibility rules records are admitted under.
+    pub fn plausibility(&self) -> Plausibility {
+        Plausibility::new(self.clock, self.clock_skew_seconds)
     }
 }
 
@@ -131,7 +154,7 @@ pub fn handle_fast(event: &[u8], config: &Config, metrics: &mut Metrics) -> Opti
 }
 
 fn fast_text(event: &[u8], config: Config, metrics: &mut Metrics) -> Option<String> {
-    let transformed = raw::transform(event, config.clock)?;
+    let transformed = raw::transform(event, config.plausibility())?;
     register_metrics(metrics);
     metrics.add("RecordsIn", transformed.records);
     metrics.add("Ok", transformed.ok);
@@ -141,8 +164,9 @@ fn fast_text(event: &[u8], config: Config, metrics: &mut Metrics) -> Option<Stri
     // Logged only now, so that an event the fast path gives up on halfway is not logged twice.
     let mut rejections = RejectionLog::new();
     for (id, rejection) in &transformed.rejections {
-        rejections.reject(id, rejection.rule(), rejection);
+        rejections.reject_for(id, rejection);
     }
+    rejections.count_into(metrics);
     rejections.finish();
     Some(transformed.response)
 }
@@ -172,9 +196,16 @@ fn handle_typed(
     let (mut ok, mut failed, mut bytes_in, mut bytes_out) = (0u64, 0u64, 0u64, 0u64);
     let mut rejections = RejectionLog::new();
 
+    let rules = config.plausibility();
     for record in event.records {
         bytes_in += record.data.len() as u64;
-        match Reading::from_json(&record.data, config.clock) {
+        let arrival_ms =
+            u64::try_from(record.approximate_arrival_timestamp.0.timestamp_millis()).unwrap_or(0);
+        let admitted = Reading::from_json(&record.data, rules.clock).and_then(|mut reading| {
+            rules.admit(&mut reading, arrival_ms)?;
+            Ok(reading)
+        });
+        match admitted {
             Ok(reading) => {
                 // Written straight into the answer's buffer, sized once.
                 let mut data = Vec::with_capacity(record.data.len() + LINE_HEADROOM);
@@ -188,7 +219,7 @@ fn handle_typed(
             Err(rejection) => {
                 failed += 1;
                 let id = record.record_id.as_deref().unwrap_or("?");
-                rejections.reject(id, rejection.rule(), &rejection);
+                rejections.reject_for(id, &rejection);
                 response.records.push(answer(
                     record.record_id,
                     RESULT_PROCESSING_FAILED,
@@ -219,6 +250,7 @@ fn handle_typed(
         );
     }
 
+    rejections.count_into(metrics);
     rejections.finish();
     response
 }

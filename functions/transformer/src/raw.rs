@@ -15,7 +15,7 @@
 //! (`KinesisFirehoseEventRecord`, `LenientFirehoseEvent`), made stricter wherever matching them
 //! exactly would be work; property tests hold the two paths to the same bytes and metrics.
 
-use alleycat_domain::{RaceClock, Reading, Rejection};
+use alleycat_domain::{Plausibility, Reading, Rejection};
 use base64_simd::STANDARD;
 
 use crate::{RESULT_OK, RESULT_PROCESSING_FAILED};
@@ -101,12 +101,12 @@ pub(crate) struct Transformed<'a> {
 }
 
 /// Transforms `event`, or `None` when it is not of the shape the fast path answers.
-pub(crate) fn transform(event: &[u8], clock: RaceClock) -> Option<Transformed<'_>> {
+pub(crate) fn transform(event: &[u8], rules: Plausibility) -> Option<Transformed<'_>> {
     let mut scanner = Scanner {
         bytes: event,
         pos: 0,
     };
-    let mut writer = Writer::new(event.len(), clock);
+    let mut writer = Writer::new(event.len(), rules);
     scanner.event(&mut writer)?;
     Some(writer.finish())
 }
@@ -117,11 +117,13 @@ struct Record<'a> {
     id: &'a str,
     /// The base64 text of `data`, not yet checked: decoding does.
     data: &'a [u8],
+    /// `approximateArrivalTimestamp`, epoch milliseconds.
+    arrival_ms: u64,
 }
 
 /// The response under construction, with the buffers every record reuses.
 struct Writer<'a> {
-    clock: RaceClock,
+    rules: Plausibility,
     out: String,
     /// The current record's decoded data.
     decoded: Vec<u8>,
@@ -131,7 +133,7 @@ struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    fn new(event_len: usize, clock: RaceClock) -> Self {
+    fn new(event_len: usize, rules: Plausibility) -> Self {
         // A Firehose record's envelope (ids, metadata) outweighs what the line adds to its data:
         // the benchmark's responses are 0.70 times their event, the (indented) fixture's 0.53.
         // Events of bare records (up to about 1.25 times) grow the buffer once or twice. Sized no
@@ -140,7 +142,7 @@ impl<'a> Writer<'a> {
         let mut out = String::with_capacity(event_len / 4 * 3 + 4096);
         out.push_str("{\"records\":[");
         Self {
-            clock,
+            rules,
             out,
             decoded: Vec::with_capacity(512),
             line: Vec::with_capacity(512),
@@ -175,7 +177,12 @@ impl<'a> Writer<'a> {
         self.out.push_str(record.id);
         self.counts.records += 1;
         self.counts.bytes_in += self.decoded.len() as u64;
-        match Reading::from_json(&self.decoded, self.clock) {
+        let rules = self.rules;
+        let admitted = Reading::from_json(&self.decoded, rules.clock).and_then(|mut reading| {
+            rules.admit(&mut reading, record.arrival_ms)?;
+            Ok(reading)
+        });
+        match admitted {
             Ok(reading) => {
                 self.line.clear();
                 reading.write_json_line(&mut self.line);
@@ -333,9 +340,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// A non-negative integer of at most `max` digits, with no fraction or exponent.
-    fn unsigned(&mut self, max: usize) -> Option<()> {
+    fn unsigned(&mut self, max: usize) -> Option<u64> {
+        let start = self.pos;
         self.digits(max)?;
-        (!matches!(self.peek(), Some(b'.' | b'e' | b'E'))).then_some(())
+        (!matches!(self.peek(), Some(b'.' | b'e' | b'E'))).then_some(())?;
+        // At most 18 digits (both callers), so this cannot overflow.
+        Some(self.bytes[start..self.pos].iter().fold(0u64, |n, d| {
+            n * 10 + u64::from(d - b'0')
+        }))
     }
 
     /// A number in an ignored value: JSON's grammar, without exponent, of bounded length.
@@ -466,15 +478,15 @@ impl<'a> Scanner<'a> {
     /// Known keys are matched whole against the input, quotes included (so `"data2"` or
     /// `"d\u0061ta"` is not `data`): one comparison each instead of scanning every key.
     fn record(&mut self) -> Option<Record<'a>> {
-        let (mut id, mut data, mut timestamp, mut metadata) = (None, None, false, false);
+        let (mut id, mut data, mut timestamp, mut metadata) = (None, None, None, false);
         (!self.open(b'{', b'}')?).then_some(())?;
         loop {
             if self.known_key(b"\"recordId\"")? {
                 id.is_none().then_some(())?;
                 id = Some(std::str::from_utf8(self.raw_string()?.0).ok()?);
             } else if self.known_key(b"\"approximateArrivalTimestamp\"")? {
-                (!std::mem::replace(&mut timestamp, true)).then_some(())?;
-                self.unsigned(MAX_TIMESTAMP_DIGITS)?;
+                timestamp.is_none().then_some(())?;
+                timestamp = Some(self.unsigned(MAX_TIMESTAMP_DIGITS)?);
             } else if self.known_key(b"\"data\"")? {
                 data.is_none().then_some(())?;
                 data = Some(self.unchecked_string()?);
@@ -489,10 +501,10 @@ impl<'a> Scanner<'a> {
                 break;
             }
         }
-        timestamp.then_some(())?;
         Some(Record {
             id: id?,
             data: data?,
+            arrival_ms: timestamp?,
         })
     }
 

@@ -49,7 +49,8 @@ fn fixture_batch_is_answered_record_by_record() -> TestResult {
         String::from_utf8(STANDARD.decode(answers[0]["data"].as_str().ok_or("data")?)?)?,
         "{\"uuid\":\"4f1c9a7e-8b1d-4c3e-9a51-0d6e2f7b8c01\",\"event\":\"update\",\
          \"deviceTimestamp\":1620051628707,\"second\":13,\"raceId\":5400172,\"name\":\"Adell\",\
-         \"racerId\":8,\"classId\":3,\"cadence\":74.2,\"resistance\":74.0,\"output\":151.788}\n"
+         \"racerId\":8,\"classId\":3,\"cadence\":74.2,\"resistance\":74.0,\"output\":151.788,\
+         \"arrivedAt\":1620051628707}\n"
     );
     for (answer, record) in answers.iter().zip(records) {
         if answer["result"] == "Ok" {

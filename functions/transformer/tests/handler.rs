@@ -58,11 +58,17 @@ fn encoded(data: &[u8]) -> serde_json::Value {
     STANDARD.encode(data).into()
 }
 
+/// The line of `message` arriving when [`event_json`] says every record arrives.
 fn line_of(message: &[u8]) -> Vec<u8> {
+    line_arriving(message, 1_620_051_628_707)
+}
+
+/// The line of `message` arriving at `arrival_ms`.
+fn line_arriving(message: &[u8], arrival_ms: u64) -> Vec<u8> {
     let mut line = Vec::new();
-    Reading::from_json(message, RaceClock::default())
-        .unwrap()
-        .write_json_line(&mut line);
+    let mut reading = Reading::from_json(message, RaceClock::default()).unwrap();
+    reading.arrived_at = Some(arrival_ms);
+    reading.write_json_line(&mut line);
     line
 }
 
@@ -97,11 +103,13 @@ fn fixture_batch_answers_every_record_under_its_id() -> TestResult {
         String::from_utf8(response.records[0].data.0.clone())?,
         "{\"uuid\":\"4f1c9a7e-8b1d-4c3e-9a51-0d6e2f7b8c01\",\"event\":\"update\",\
          \"deviceTimestamp\":1620051628707,\"second\":13,\"raceId\":5400172,\"name\":\"Adell\",\
-         \"racerId\":8,\"classId\":3,\"cadence\":74.2,\"resistance\":74.0,\"output\":151.788}\n"
+         \"racerId\":8,\"classId\":3,\"cadence\":74.2,\"resistance\":74.0,\"output\":151.788,\
+         \"arrivedAt\":1620051628707}\n"
     );
     for (answer, record) in response.records.iter().zip(&genuine.records) {
         if answer.result.as_deref() == Some(RESULT_OK) {
-            assert_eq!(answer.data.0, line_of(&record.data));
+            let arrival = u64::try_from(record.approximate_arrival_timestamp.timestamp_millis())?;
+            assert_eq!(answer.data.0, line_arriving(&record.data, arrival));
         } else {
             assert_eq!(answer.data, record.data, "original data kept");
         }
@@ -253,6 +261,7 @@ fn seconds_beyond_a_short_race_fail_processing() -> TestResult {
     let mut metrics = Metrics::new(FUNCTION_NAME);
     let config = Config {
         clock: RaceClock::new(20, 30),
+        ..Config::default()
     };
     let response = handle(event, &config, &mut metrics);
     assert_eq!(

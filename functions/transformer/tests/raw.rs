@@ -689,12 +689,12 @@ fn a_large_batch_takes_the_fast_path() -> TestResult {
                 .name(&"n".repeat(usize::try_from(i % 70).unwrap()));
             serde_json::json!({
                 "recordId": format!("id-{i}"),
-                "approximateArrivalTimestamp": 1_619_185_789_847_u64,
+                "approximateArrivalTimestamp": 1_620_051_628_707_u64,
                 "data": STANDARD.encode(message.to_json()),
                 "kinesisRecordMetadata": {
                     "sequenceNumber": "1", "subsequenceNumber": 0, "partitionKey": "8",
                     "shardId": "shardId-000000000000",
-                    "approximateArrivalTimestamp": 1_619_185_789_847_u64
+                    "approximateArrivalTimestamp": 1_620_051_628_707_u64
                 }
             })
         })
