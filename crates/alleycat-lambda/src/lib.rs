@@ -32,4 +32,4 @@ pub use failures::BatchFailures;
 pub use function::Function;
 pub use kinesis::{KinesisBatch, LenientKinesisEvent};
 pub use metrics::Metrics;
-pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog, rule_metric};
+pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog, rejection_metrics, rule_metric};

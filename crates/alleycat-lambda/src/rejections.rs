@@ -33,6 +33,11 @@ const RULE_METRICS: [(&str, &str); 18] = [
 /// The rule name of a record that could not be decoded from its event at all.
 pub const ENVELOPE: &str = "envelope";
 
+/// Every counter [`RejectionLog::count_into`] adds: `Rejected`, then one per rule.
+pub fn rejection_metrics() -> impl Iterator<Item = &'static str> {
+    std::iter::once("Rejected").chain(RULE_METRICS.iter().map(|(_, metric)| *metric))
+}
+
 /// The counter of rejections under `rule` (`Rejected.<rule>`); `None` for a rule no
 /// [`Rejection`] has.
 pub fn rule_metric(rule: &str) -> Option<&'static str> {

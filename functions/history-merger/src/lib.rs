@@ -7,6 +7,11 @@
 //! read and at most one conditional write however many lines touched it. The deltas are then
 //! max-merged into the stores a bounded number at a time (one object can touch 2,000 items).
 //!
+//! The transformer admitted every line by plausibility before archiving it; what it could not
+//! decide is the holder rule, which needs the table: lines an identity published (they carry
+//! `identityId`) are merged only if that identity held the racer when the line arrived (one
+//! claims read per object, `Rejected.not_holder` otherwise).
+//!
 //! S3 invokes this function asynchronously: when a read or a merge still fails after its retries,
 //! the handler returns an error naming it and Lambda retries the whole event. That is safe because
 //! every view is a max-merge: documents already merged are merged again to the same value, and
@@ -18,11 +23,14 @@ mod deltas;
 use std::borrow::Cow;
 use std::fmt;
 
-use alleycat_domain::{ClassHistory, SecondSeries, decode_delivery};
+use alleycat_domain::{ClassHistory, Reading, SecondSeries, decode_delivery};
+use alleycat_lambda::RejectionLog;
+use alleycat_lambda::claims::{Held, admit_holders};
 use alleycat_lambda::Metrics;
 use alleycat_lambda::env::EnvError;
 use alleycat_ports::{
-    BestsKey, MergeOutcome, MergeStore, ObjectStore, RetryError, TraceKey, merge_into, retry,
+    BestsKey, Claims, MergeOutcome, MergeStore, ObjectStore, RetryError, TraceKey, merge_into,
+    retry,
 };
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use futures::StreamExt;
@@ -47,7 +55,7 @@ pub const PROCESSING_FAILED: &str = "processing-failed";
 
 /// Every counter this function emits, each declared on every invocation (zero included) so
 /// dashboards and alarms see a continuous series rather than missing data.
-pub const METRICS: [&str; 16] = [
+pub const METRICS: [&str; 17] = [
     "ObjectsIn",
     "BytesIn",
     "Skipped",
@@ -64,6 +72,7 @@ pub const METRICS: [&str; 16] = [
     "Retries",
     "ReadFailed",
     "MergeFailed",
+    "ClaimLookups",
 ];
 
 /// How many failures an invocation logs one by one; the rest are counted.
@@ -144,7 +153,7 @@ pub async fn handle<D, H, T>(
 where
     D: ObjectStore,
     H: MergeStore<u8, ClassHistory>,
-    T: MergeStore<BestsKey, SecondSeries> + MergeStore<TraceKey, SecondSeries>,
+    T: MergeStore<BestsKey, SecondSeries> + MergeStore<TraceKey, SecondSeries> + Claims,
 {
     for name in METRICS {
         metrics.add(name, 0);
@@ -152,6 +161,7 @@ where
     metrics.add("ObjectsIn", event.records.len() as u64);
     let mut deltas = Deltas::new(config.top_k);
     let mut failures = Vec::new();
+    let mut rejections = RejectionLog::new();
     for record in &event.records {
         let key = match delivery_key(record, &config.delivery_bucket) {
             Ok(key) => key,
@@ -165,7 +175,8 @@ where
                 continue;
             }
         };
-        if let Err(error) = read_object(delivery, &key, config, &mut deltas, metrics).await {
+        let read = read_object(delivery, table, &key, config, &mut deltas, metrics, &mut rejections);
+        if let Err(error) = read.await {
             metrics.incr("ReadFailed");
             tracing::error!(%key, %error, "delivery object could not be read");
             failures.push(Failure {
@@ -174,6 +185,8 @@ where
             });
         }
     }
+    rejections.count_into(metrics);
+    rejections.finish();
     merge_deltas(deltas, histories, table, config, metrics, &mut failures).await;
     if failures.is_empty() {
         Ok(())
@@ -227,13 +240,15 @@ fn decode_event_key(key: &str) -> Option<String> {
 
 /// Reads one delivery object into `deltas`. A missing object (deleted before we got to it) and a
 /// corrupt one (S3 objects never change, so a retry would read the same bytes) are logged and
-/// counted, not failures.
-async fn read_object<D: ObjectStore>(
+/// counted, not failures. Lines an identity published count only if it held the racer.
+async fn read_object<D: ObjectStore, C: Claims>(
     delivery: &D,
+    claims: &C,
     key: &str,
     config: &Config,
     deltas: &mut Deltas,
     metrics: &mut Metrics,
+    rejections: &mut RejectionLog,
 ) -> Result<(), RetryError> {
     let object = match retry(&config.retry, || delivery.get(key)).await {
         Ok((object, retries)) => {
@@ -251,9 +266,22 @@ async fn read_object<D: ObjectStore>(
         return Ok(());
     };
     metrics.add("BytesIn", object.bytes.len() as u64);
+    // Trusted producers' lines merge at once; identities' lines wait for their claims.
+    let mut published = Vec::new();
     let result = decode_delivery(object.bytes.as_slice(), config.clock, |reading| {
-        deltas.add(reading);
+        if reading.identity_id.is_some() {
+            published.push(ArchivedLine(reading.clone().into_owned()));
+        } else {
+            deltas.add(reading);
+        }
     });
+    let (held, undecided) = admit_holders(published, claims, &config.retry, metrics, rejections).await;
+    if let Some(undecided) = undecided {
+        return Err(undecided.error);
+    }
+    for line in &held {
+        deltas.add(&line.0);
+    }
     let stats = match &result {
         Ok(stats) => stats,
         Err(error) => {
@@ -278,6 +306,19 @@ async fn read_object<D: ObjectStore>(
         tracing::warn!(%key, unlisted, "more bad lines skipped than logged");
     }
     Ok(())
+}
+
+/// A line an identity published, waiting for its racer's claim.
+struct ArchivedLine(Reading<'static>);
+
+impl Held for ArchivedLine {
+    fn reading(&self) -> &Reading<'_> {
+        &self.0
+    }
+
+    fn record_id(&self) -> String {
+        format!("racer {} second {}", self.0.racer_id, self.0.second)
+    }
 }
 
 /// One document's delta, waiting for its merge.
@@ -378,7 +419,7 @@ impl<D, H, T> alleycat_lambda::Function for HistoryMerger<D, H, T>
 where
     D: ObjectStore,
     H: MergeStore<u8, ClassHistory>,
-    T: MergeStore<BestsKey, SecondSeries> + MergeStore<TraceKey, SecondSeries>,
+    T: MergeStore<BestsKey, SecondSeries> + MergeStore<TraceKey, SecondSeries> + Claims,
 {
     const NAME: &'static str = FUNCTION_NAME;
     type Event = S3Event;

@@ -516,6 +516,7 @@ async fn a_persistent_store_failure_fails_the_event_naming_what_failed() -> Test
     assert!(message.contains("throttled"), "{message}");
     assert_eq!(metrics.get("MergeFailed"), 1);
     let mut declared = METRICS.to_vec();
+    declared.extend(alleycat_lambda::rejection_metrics());
     declared.sort_unstable();
     assert_eq!(
         metrics.counts().keys().copied().collect::<Vec<_>>(),
