@@ -270,6 +270,25 @@ pub struct ClientConfig {
     pub top_k: u32,
 }
 
+/// A racer's claim as the API shows it (`GET`/`POST /racers/{racerId}/claim`): whether someone
+/// holds the racer, whether it is the caller, and until when. The holder's identity is shown
+/// only to the holder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimView {
+    /// The racer.
+    pub racer_id: u32,
+    /// Whether an identity holds it now.
+    pub held: bool,
+    /// Whether the caller holds it.
+    pub mine: bool,
+    /// The caller's identity, when the caller holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_id: Option<String>,
+    /// When the claim lapses unless renewed, epoch milliseconds; `null` when nobody holds it.
+    pub expires_at: Option<u64>,
+}
+
 /// Body of every API error: `{"error": "…"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

@@ -1,6 +1,8 @@
 //! Taking and releasing a racer: [`Claim::take`]'s decision made atomic with conditional writes
 //! on the claim read, retried on conflicts like every other write.
 
+use std::future::Future;
+
 use alleycat_domain::{Claim, Taken};
 
 use crate::error::PortError;
@@ -33,7 +35,7 @@ pub async fn take_claim<C: Claims>(
     ttl_seconds: u32,
     policy: &RetryPolicy,
 ) -> Result<Result<Claim, Taken>, RetryError> {
-    attempt(policy, async || {
+    attempt(policy, || async move {
         let stored = claim_of(store, racer_id).await?;
         match Claim::take(stored.as_ref(), racer_id, identity_id, now_ms, ttl_seconds) {
             Ok(claim) => {
@@ -54,7 +56,7 @@ pub async fn release_claim<C: Claims>(
     now_ms: u64,
     policy: &RetryPolicy,
 ) -> Result<Released, RetryError> {
-    attempt(policy, async || {
+    attempt(policy, || async move {
         match claim_of(store, racer_id).await? {
             Some(held) if held.identity_id == identity_id => {
                 store.delete_claim(&held).await?;
@@ -71,10 +73,11 @@ pub async fn release_claim<C: Claims>(
 }
 
 /// Runs a read-decide-write step until it is not lost to a concurrent writer, within the policy.
-async fn attempt<T>(
-    policy: &RetryPolicy,
-    mut step: impl AsyncFnMut() -> Result<T, PortError>,
-) -> Result<T, RetryError> {
+async fn attempt<T, F, Fut>(policy: &RetryPolicy, mut step: F) -> Result<T, RetryError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, PortError>>,
+{
     let max_attempts = policy.max_attempts.max(1);
     let mut attempts = 0;
     loop {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use alleycat_domain::views::{ClientConfig, PUBLISH_TOPIC, Platform, SUBSCRIBE_TOPIC_PREFIX};
+use alleycat_domain::trust::DEFAULT_CLAIM_TTL_SECONDS;
 use alleycat_domain::{DEFAULT_TOP_K, RaceClock};
 use alleycat_lambda::env::{Env, EnvError};
 use aws_lambda_events::http::HeaderValue;
@@ -28,6 +29,8 @@ pub const CORS_ALLOW_ORIGIN: &str = "CORS_ALLOW_ORIGIN";
 pub const HISTORY_URL_TTL_SECONDS: &str = "HISTORY_URL_TTL_SECONDS";
 /// Environment variable of K of the class histories, which the frontend shows (default 100).
 pub const HISTORY_TOP_K: &str = "HISTORY_TOP_K";
+/// How long a racer's claim lasts after its holder last claimed it, in seconds (default 86,400).
+pub const CLAIM_TTL_SECONDS: &str = "CLAIM_TTL_SECONDS";
 
 /// Default of [`HISTORY_URL_TTL_SECONDS`]: long enough to download a history, short enough that a
 /// leaked URL soon stops working.
@@ -56,6 +59,8 @@ pub struct Config {
     pub cors_origin: HeaderValue,
     /// Lifetime of history URLs.
     pub history_url_ttl: Duration,
+    /// How long a claim lasts unless renewed, in seconds.
+    pub claim_ttl_seconds: u32,
 }
 
 impl Config {
@@ -65,7 +70,8 @@ impl Config {
     /// Required: `TABLE_NAME`, `HISTORY_BUCKET`, `IOT_ENDPOINT`, and on `PLATFORM=aws` (the
     /// default) `AWS_REGION` and `IDENTITY_POOL_ID`. Optional: `CORS_ALLOW_ORIGIN` (default `*`),
     /// `HISTORY_URL_TTL_SECONDS` (1–604,800, default 300), `HISTORY_TOP_K` (default 100),
-    /// `RACE_SECONDS` and `WINDOW_SECONDS` (default 300). Errors name the variable at fault.
+    /// `RACE_SECONDS` and `WINDOW_SECONDS` (default 300), `CLAIM_TTL_SECONDS` (60–2,592,000,
+    /// default 86,400). Errors name the variable at fault.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let env = Env::new(lookup);
         let platform = match env.optional(PLATFORM).as_deref().map(str::trim) {
@@ -109,6 +115,11 @@ impl Config {
                 // S3 presigned URLs live at most 7 days.
                 1..=604_800,
             )?),
+            claim_ttl_seconds: env.number_or(
+                CLAIM_TTL_SECONDS,
+                DEFAULT_CLAIM_TTL_SECONDS,
+                60..=2_592_000,
+            )?,
         })
     }
 

@@ -1,26 +1,34 @@
 //! The HTTP API the browser reads: a class's latest races, one race's standings and final results,
 //! the class leaderboard, a racer's bests and traces, a link to a class history, and the client
-//! configuration.
+//! configuration; and claims: which identity holds which racer.
 //!
 //! One handler serves an HTTP API (payload v2) whether it is wired to `$default` or to explicit
 //! routes: it routes on the request's method and raw path itself, through the small table in
 //! [`Route::parse`]. Every response is JSON with the configured CORS origin; errors are
 //! `{"error": "…"}` with 400 for bad parameters (naming the parameter), 404 for unknown routes and
-//! ids, 405 for other methods than GET and OPTIONS, 503 when the store asks to retry and 500
-//! otherwise.
+//! ids, 405 for other methods than GET and OPTIONS (and POST and DELETE on a claim), 503 when the
+//! store asks to retry and 500 otherwise.
+//!
+//! **Claims.** `POST /racers/{racerId}/claim` takes a racer for the caller (first claim wins; the
+//! holder renews it by claiming again), `DELETE` releases it, `GET` says who holds it. The caller
+//! is the identity API Gateway's authorizer established: `authorizer.iam.cognitoIdentity
+//! .identityId` (the AWS_IAM authorizer with Cognito credentials) or the `sub` claim of a JWT
+//! authorizer; the embedded stack's HTTP layer fills the former. Without one, a claim is 401; a
+//! racer another identity holds is 409.
 
 mod config;
 mod params;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alleycat_domain::RaceKey;
 use alleycat_domain::views::{
-    ApiError, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
+    ApiError, ClaimView, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
     RacerBestsView, RacerTraceView, history_key, rank,
 };
+use alleycat_domain::{Claim, RaceKey};
 use alleycat_lambda::env::EnvError;
-use alleycat_ports::{BestsKey, ObjectStore, PortError, Queries, TraceKey};
+use alleycat_ports::claims::{Released, claim_of, release_claim, take_claim};
+use alleycat_ports::{BestsKey, Claims, ObjectStore, PortError, Queries, RetryPolicy, TraceKey};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::header::{
@@ -31,7 +39,7 @@ use aws_lambda_events::http::{HeaderValue, Method};
 use serde::Serialize;
 
 pub use config::{
-    AWS_REGION, CORS_ALLOW_ORIGIN, Config, DEFAULT_HISTORY_URL_TTL, HISTORY_BUCKET, HISTORY_TOP_K,
+    AWS_REGION, CLAIM_TTL_SECONDS, CORS_ALLOW_ORIGIN, Config, DEFAULT_HISTORY_URL_TTL, HISTORY_BUCKET, HISTORY_TOP_K,
     HISTORY_URL_TTL_SECONDS, IDENTITY_POOL_ID, IOT_ENDPOINT, PLATFORM, TABLE_NAME,
 };
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
@@ -40,6 +48,11 @@ use params::Query;
 
 /// Methods the API answers.
 const ALLOWED_METHODS: &str = "GET, OPTIONS";
+/// Methods a claim answers.
+const CLAIM_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+/// Headers a claim's preflight allows: a signed request's (SigV4, or a bearer token).
+const CLAIM_HEADERS: &str =
+    "content-type, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256";
 
 /// Why a request (or the API's start) failed; each variant is one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +69,12 @@ pub enum Error {
     /// The route exists but not with this method: 405.
     #[error("method {0} is not allowed; use GET")]
     MethodNotAllowed(Method),
+    /// Claiming a racer needs an identity, and the request carried none: 401.
+    #[error("claiming a racer needs an identity: sign the request")]
+    Unauthorized,
+    /// Another identity holds the racer: 409.
+    #[error("racer {0} is held by another rider")]
+    Taken(u32),
     /// The store is throttling or briefly failing; the client may retry: 503.
     #[error("the race data is temporarily unavailable; retry shortly")]
     Unavailable(#[source] PortError),
@@ -81,6 +100,8 @@ impl Error {
             Self::BadRequest(_) => 400,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
+            Self::Unauthorized => 401,
+            Self::Taken(_) => 409,
             Self::Unavailable(_) => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
@@ -106,6 +127,8 @@ pub enum Route<'p> {
     History(&'p str),
     /// `GET /config`
     Config,
+    /// `GET`, `POST`, `DELETE /racers/{racerId}/claim`
+    Claim(&'p str),
 }
 
 impl<'p> Route<'p> {
@@ -122,6 +145,7 @@ impl<'p> Route<'p> {
             ["racers", racer, "races", race] => Self::RacerTrace(racer, race),
             ["history", class] => Self::History(class),
             ["config"] => Self::Config,
+            ["racers", racer, "claim"] => Self::Claim(racer),
             _ => return None,
         })
     }
@@ -138,7 +162,7 @@ pub fn now_ms() -> u64 {
 ///
 /// `now_ms` decides which races are over and when history links expire; pass [`now_ms`]`()`.
 #[tracing::instrument(skip_all, fields(method = %request.request_context.http.method, path = request.raw_path.as_deref()))]
-pub async fn handle<Q: Queries, O: ObjectStore>(
+pub async fn handle<Q: Queries + Claims, O: ObjectStore>(
     request: ApiGatewayV2httpRequest,
     table: &Q,
     history: &O,
@@ -151,7 +175,17 @@ pub async fn handle<Q: Queries, O: ObjectStore>(
     };
     let method = &request.request_context.http.method;
     if method == Method::OPTIONS {
-        return preflight(config);
+        return preflight(route, config);
+    }
+    if let Route::Claim(racer) = route
+        && method != Method::GET
+    {
+        let identity = caller_identity(&request);
+        return match claim(method, racer, identity, table, config, now_ms).await {
+            Ok(Some(body)) => response(200, Some(body), config),
+            Ok(None) => response(204, None, config),
+            Err(error) => error_response(&error, config),
+        };
     }
     if method != Method::GET {
         let mut response = error_response(&Error::MethodNotAllowed(method.clone()), config);
@@ -161,9 +195,74 @@ pub async fn handle<Q: Queries, O: ObjectStore>(
         return response;
     }
     let query = Query(&request.query_string_parameters);
-    match answer(route, &query, table, history, config, now_ms).await {
+    let identity = caller_identity(&request);
+    match answer(route, &query, identity, table, history, config, now_ms).await {
         Ok(body) => response(200, Some(body), config),
         Err(error) => error_response(&error, config),
+    }
+}
+
+/// The identity API Gateway's authorizer established for the request, if any: a Cognito
+/// identity (AWS_IAM authorizer), or a JWT's subject (JWT authorizer).
+pub fn caller_identity(request: &ApiGatewayV2httpRequest) -> Option<&str> {
+    let authorizer = request.request_context.authorizer.as_ref()?;
+    let cognito = authorizer
+        .iam
+        .as_ref()
+        .and_then(|iam| iam.cognito_identity.as_ref())
+        .and_then(|cognito| cognito.identity_id.as_deref());
+    let jwt = || {
+        authorizer
+            .jwt
+            .as_ref()
+            .and_then(|jwt| jwt.claims.get("sub"))
+            .map(String::as_str)
+    };
+    cognito.or_else(jwt).filter(|id| !id.is_empty())
+}
+
+/// `POST` (take or renew) or `DELETE` (release) a racer's claim: the body to answer, if any.
+async fn claim<C: Claims>(
+    method: &Method,
+    racer: &str,
+    identity: Option<&str>,
+    claims: &C,
+    config: &Config,
+    now_ms: u64,
+) -> Result<Option<String>, Error> {
+    let racer_id = params::racer_id(racer)?;
+    if *method != Method::POST && *method != Method::DELETE {
+        return Err(Error::MethodNotAllowed(method.clone()));
+    }
+    let identity = identity.ok_or(Error::Unauthorized)?;
+    let policy = RetryPolicy::default();
+    if *method == Method::POST {
+        let ttl = config.claim_ttl_seconds;
+        let claim = take_claim(claims, racer_id, identity, now_ms, ttl, &policy)
+            .await
+            .map_err(|error| Error::from(error.last))?
+            .map_err(|taken| Error::Taken(taken.racer_id))?;
+        return Ok(Some(json(&claim_view(racer_id, Some(&claim), Some(identity), now_ms))));
+    }
+    match release_claim(claims, racer_id, identity, now_ms, &policy)
+        .await
+        .map_err(|error| Error::from(error.last))?
+    {
+        Released::Released | Released::NotHeld => Ok(None),
+        Released::HeldByAnother(taken) => Err(Error::Taken(taken.racer_id)),
+    }
+}
+
+/// How `caller` sees `racer_id`'s stored claim at `now_ms`.
+fn claim_view(racer_id: u32, claim: Option<&Claim>, caller: Option<&str>, now_ms: u64) -> ClaimView {
+    let live = claim.filter(|claim| claim.is_live_at(now_ms));
+    let mine = live.is_some_and(|claim| Some(claim.identity_id.as_str()) == caller);
+    ClaimView {
+        racer_id,
+        held: live.is_some(),
+        mine,
+        identity_id: live.filter(|_| mine).map(|claim| claim.identity_id.clone()),
+        expires_at: live.map(|claim| claim.expires_at),
     }
 }
 
@@ -186,9 +285,10 @@ fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
 }
 
 /// The JSON body of a GET on `route`.
-async fn answer<Q: Queries, O: ObjectStore>(
+async fn answer<Q: Queries + Claims, O: ObjectStore>(
     route: Route<'_>,
     query: &Query<'_>,
+    caller: Option<&str>,
     table: &Q,
     history: &O,
     config: &Config,
@@ -286,6 +386,11 @@ async fn answer<Q: Queries, O: ObjectStore>(
             }))
         }
         Route::Config => Ok(json(&config.client_config())),
+        Route::Claim(racer) => {
+            let racer_id = params::racer_id(racer)?;
+            let stored = claim_of(table, racer_id).await?;
+            Ok(json(&claim_view(racer_id, stored.as_ref(), caller, now_ms)))
+        }
     }
 }
 
@@ -343,17 +448,22 @@ fn error_response(error: &Error, config: &Config) -> ApiGatewayV2httpResponse {
     response
 }
 
-/// The answer to a CORS preflight: 204 with what the browser may send.
-fn preflight(config: &Config) -> ApiGatewayV2httpResponse {
+/// The answer to a CORS preflight: 204 with what the browser may send (a claim also takes POST
+/// and DELETE, signed).
+fn preflight(route: Route<'_>, config: &Config) -> ApiGatewayV2httpResponse {
+    let (methods, allowed_headers) = match route {
+        Route::Claim(_) => (CLAIM_METHODS, CLAIM_HEADERS),
+        _ => (ALLOWED_METHODS, "content-type"),
+    };
     let mut response = response(204, None, config);
     let headers = &mut response.headers;
     headers.insert(
         ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOWED_METHODS),
+        HeaderValue::from_static(methods),
     );
     headers.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
+        HeaderValue::from_static(allowed_headers),
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     response
@@ -362,7 +472,7 @@ fn preflight(config: &Config) -> ApiGatewayV2httpResponse {
 /// The API with its table and history bucket bound: what the Lambda main serves and the embedded
 /// stack calls.
 pub struct Api<Q, O> {
-    /// The table's read side.
+    /// The table's read side, and its claims.
     pub table: Q,
     /// The history bucket, for presigned URLs.
     pub history: O,
@@ -370,7 +480,7 @@ pub struct Api<Q, O> {
     pub config: Config,
 }
 
-impl<Q: Queries, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
+impl<Q: Queries + Claims, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
     const NAME: &'static str = "api";
     type Event = ApiGatewayV2httpRequest;
     type Response = ApiGatewayV2httpResponse;

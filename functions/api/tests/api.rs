@@ -40,6 +40,7 @@ fn config() -> Config {
         top_k: 100,
         cors_origin: HeaderValue::from_static("*"),
         history_url_ttl: Duration::from_secs(300),
+        claim_ttl_seconds: 86_400,
     }
 }
 
@@ -729,4 +730,118 @@ fn the_handler_future_is_send() {
         &config,
         NOW,
     ));
+}
+
+// ---------------------------------------------------------------- claims
+
+/// A request whose caller API Gateway's AWS_IAM authorizer identified as `identity`.
+fn signed(method: &str, path: &str, identity: Option<&str>) -> ApiGatewayV2httpRequest {
+    let mut request = serde_json::to_value(request(method, path, &[])).unwrap();
+    if let Some(identity) = identity {
+        request["requestContext"]["authorizer"] = json!({"iam": {
+            "accessKey": "ASIAEXAMPLE", "accountId": "123456789012",
+            "callerId": "AROAEXAMPLE:CognitoIdentityCredentials",
+            "cognitoIdentity": {"amr": ["unauthenticated"], "identityId": identity,
+                                "identityPoolId": "us-east-1:1f0a6a4e-0000-4000-8000-123456789012"},
+            "principalOrgId": null, "userArn": "arn:aws:sts::123456789012:assumed-role/guest/x",
+            "userId": "AROAEXAMPLE:CognitoIdentityCredentials"
+        }});
+    }
+    serde_json::from_value(request).unwrap()
+}
+
+async fn call(table: &MemoryTable, request: ApiGatewayV2httpRequest, now: u64) -> (i64, Value) {
+    let response = handle(request, table, &MemoryObjects::new(), &config(), now).await;
+    json_of(&response)
+}
+
+const ALICE: &str = "us-east-1:0000aaaa-0000-4000-8000-000000000001";
+const MALLORY: &str = "us-east-1:0000bbbb-0000-4000-8000-000000000002";
+const DAY: u64 = 86_400_000;
+
+#[tokio::test]
+async fn the_first_claim_wins_and_the_holder_renews_and_releases() {
+    let table = MemoryTable::new();
+    let path = "/racers/42/claim";
+    assert_eq!(
+        call(&table, signed("GET", path, None), NOW).await,
+        (200, json!({"racerId": 42, "held": false, "mine": false, "expiresAt": null}))
+    );
+    let (status, body) = call(&table, signed("POST", path, None), NOW).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("identity"), "{body}");
+
+    assert_eq!(
+        call(&table, signed("POST", path, Some(ALICE)), NOW).await,
+        (200, json!({"racerId": 42, "held": true, "mine": true, "identityId": ALICE,
+                     "expiresAt": NOW + DAY}))
+    );
+    assert_eq!(
+        call(&table, signed("POST", path, Some(MALLORY)), NOW + 1).await,
+        (409, json!({"error": "racer 42 is held by another rider"}))
+    );
+    assert_eq!(
+        call(&table, signed("GET", path, Some(MALLORY)), NOW + 1).await,
+        (200, json!({"racerId": 42, "held": true, "mine": false, "expiresAt": NOW + DAY}))
+    );
+    assert_eq!(call(&table, signed("DELETE", path, Some(MALLORY)), NOW + 2).await.0, 409);
+    // Renewal keeps the tenure and moves the expiry.
+    let (status, body) = call(&table, signed("POST", path, Some(ALICE)), NOW + 1_000).await;
+    assert_eq!((status, &body["expiresAt"]), (200, &json!(NOW + 1_000 + DAY)));
+    let response = handle(
+        signed("DELETE", path, Some(ALICE)),
+        &table,
+        &MemoryObjects::new(),
+        &config(),
+        NOW + 2_000,
+    )
+    .await;
+    assert_eq!((response.status_code, response.body.is_none()), (204, true));
+    assert_eq!(call(&table, signed("POST", path, Some(MALLORY)), NOW + 3_000).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_lapsed_claim_frees_the_racer() {
+    let table = MemoryTable::new();
+    let path = "/racers/7/claim";
+    assert_eq!(call(&table, signed("POST", path, Some(ALICE)), NOW).await.0, 200);
+    assert_eq!(call(&table, signed("POST", path, Some(MALLORY)), NOW + DAY - 1).await.0, 409);
+    let (status, body) = call(&table, signed("POST", path, Some(MALLORY)), NOW + DAY).await;
+    assert_eq!((status, &body["identityId"]), (200, &json!(MALLORY)));
+}
+
+#[tokio::test]
+async fn a_jwt_subject_is_an_identity_too_and_claims_refuse_bad_racers() {
+    let table = MemoryTable::new();
+    let mut request = serde_json::to_value(request("POST", "/racers/9/claim", &[])).unwrap();
+    request["requestContext"]["authorizer"] =
+        json!({"jwt": {"claims": {"sub": ALICE, "aud": "pool"}, "scopes": null}});
+    let request = serde_json::from_value(request).unwrap();
+    let (status, body) = call(&table, request, NOW).await;
+    assert_eq!((status, &body["identityId"]), (200, &json!(ALICE)));
+    let (status, body) = call(&table, signed("POST", "/racers/1000001/claim", Some(ALICE)), NOW).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(call(&table, signed("PUT", "/racers/9/claim", Some(ALICE)), NOW).await.0, 405);
+}
+
+#[tokio::test]
+async fn a_claims_preflight_allows_signed_posts_and_deletes() {
+    let table = MemoryTable::new();
+    let response = handle(
+        request("OPTIONS", "/racers/9/claim", &[]),
+        &table,
+        &MemoryObjects::new(),
+        &config(),
+        NOW,
+    )
+    .await;
+    assert_eq!(response.status_code, 204);
+    assert_eq!(
+        header(&response, "access-control-allow-methods"),
+        Some("GET, POST, DELETE, OPTIONS")
+    );
+    let allowed = header(&response, "access-control-allow-headers").unwrap_or_default();
+    for needed in ["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"] {
+        assert!(allowed.contains(needed), "{allowed}");
+    }
 }
