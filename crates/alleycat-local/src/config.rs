@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use alleycat_domain::trust::{DEFAULT_CLAIM_TTL_SECONDS, DEFAULT_CLOCK_SKEW_SECONDS};
 use alleycat_domain::{DEFAULT_TOP_K, RaceClock};
 use clap::Args;
 
@@ -43,6 +44,17 @@ pub struct FirehoseConfig {
     pub retries: u32,
 }
 
+/// The trust rules' settings (`alleycat_domain::trust`), as the template's parameters give them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustConfig {
+    /// How far device clocks may be off, in seconds (`CLOCK_SKEW_SECONDS`).
+    pub clock_skew_seconds: u32,
+    /// Racers a race admits (`MAX_RACERS_PER_RACE`).
+    pub max_racers_per_race: u32,
+    /// How long a claim lasts unless renewed, in seconds (`CLAIM_TTL_SECONDS`).
+    pub claim_ttl_seconds: u32,
+}
+
 /// Everything the stack needs to start.
 #[derive(Clone, Debug)]
 pub struct StackConfig {
@@ -60,6 +72,8 @@ pub struct StackConfig {
     pub clock: RaceClock,
     /// K of the class histories.
     pub top_k: u32,
+    /// Who may ride as whom and what a plausible ride is.
+    pub trust: TrustConfig,
     /// The race aggregator's event source.
     pub aggregator: MappingConfig,
     /// The leaderboard writer's event source.
@@ -136,6 +150,23 @@ pub struct StackArgs {
     /// Racers kept per second in the class histories (0: all).
     #[arg(long, default_value_t = DEFAULT_TOP_K, help_heading = "Races")]
     pub top_k: u32,
+
+    /// How far a device's clock may be ahead of or behind the stack's, in seconds: a ride
+    /// starting further in the future of its arrival, or arriving this long after its race
+    /// closed, is rejected.
+    #[arg(long, default_value_t = DEFAULT_CLOCK_SKEW_SECONDS,
+          value_parser = clap::value_parser!(u32).range(0..=86_400), help_heading = "Trust")]
+    pub clock_skew_seconds: u32,
+
+    /// Racers one race admits; a racer beyond it is rejected and the race goes on.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000),
+          help_heading = "Trust")]
+    pub max_racers_per_race: u32,
+
+    /// Seconds a racer's claim lasts after its holder last claimed it.
+    #[arg(long, default_value_t = DEFAULT_CLAIM_TTL_SECONDS,
+          value_parser = clap::value_parser!(u32).range(60..=2_592_000), help_heading = "Trust")]
+    pub claim_ttl_seconds: u32,
 
     /// Most records per race-aggregator invocation.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000),
@@ -224,6 +255,11 @@ impl StackArgs {
             shards: self.shards,
             clock: RaceClock::new(self.race_seconds, self.window_seconds),
             top_k: self.top_k,
+            trust: TrustConfig {
+                clock_skew_seconds: self.clock_skew_seconds,
+                max_racers_per_race: self.max_racers_per_race,
+                claim_ttl_seconds: self.claim_ttl_seconds,
+            },
             aggregator: MappingConfig {
                 batch_size: self.aggregator_batch_size as usize,
                 batching_window: Duration::from_millis(self.aggregator_batching_window_ms),

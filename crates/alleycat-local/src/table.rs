@@ -33,6 +33,8 @@ use serde::de::DeserializeOwned;
 use serde_dynamo::{AttributeValue, Item};
 use tokio::sync::Notify;
 
+mod claims;
+
 use crate::db::Db;
 use crate::error::{LocalError, port_error};
 use crate::meter::Meter;
@@ -107,7 +109,7 @@ impl Change {
     pub const INSERT: &'static str = "INSERT";
     /// An item was written over another.
     pub const MODIFY: &'static str = "MODIFY";
-    /// An item was deleted (the table never deletes; a consumer must still expect it).
+    /// An item was deleted (only a released claim is).
     pub const REMOVE: &'static str = "REMOVE";
 }
 
