@@ -108,6 +108,7 @@ fn config(port: u16) -> MqttSinkConfig {
     MqttSinkConfig {
         url: format!("mqtt://127.0.0.1:{port}"),
         client_id: "simulator-under-test".to_owned(),
+        credentials: None,
         drain_timeout: Duration::from_secs(10),
         policy: RetryPolicy::immediate(3),
     }
