@@ -389,6 +389,11 @@ impl Stack {
         self.parts.stream.append(records, crate::now_ms())
     }
 
+    /// The stream (what the ingest rule and `put_records` append to).
+    pub fn stream(&self) -> &Arc<LocalStream> {
+        &self.parts.stream
+    }
+
     /// The table.
     pub fn table(&self) -> &Arc<LocalTable> {
         &self.parts.table
