@@ -148,9 +148,18 @@ async fn ride(
             run(race, sink, stats, cli.speed, stop).await
         }
         Target::Mqtt => {
+            let credentials = mqtt_credentials(cli)?;
+            let client_id = match &credentials {
+                // An identity connects under its own id, as the gate requires.
+                Some((username, _)) if alleycat_local::identity::is_identity_id(username) => {
+                    username.clone()
+                }
+                _ => format!("alleycat-sim-{:08x}", fastrand::u32(..)),
+            };
             let config = MqttSinkConfig {
                 url: cli.url.clone(),
-                client_id: format!("alleycat-sim-{:08x}", fastrand::u32(..)),
+                client_id,
+                credentials,
                 drain_timeout: Duration::from_secs(cli.drain_timeout),
                 policy: cli.retry_policy(),
             };
@@ -158,6 +167,34 @@ async fn ride(
             run(race, sink, stats, cli.speed, stop).await
         }
     }
+}
+
+/// The MQTT user name and password of `--target mqtt`: as given, or for `--mqtt-username
+/// operator` without a password, the operator secret alleycat-local keeps in the data
+/// directory.
+fn mqtt_credentials(cli: &Cli) -> Result<Option<(String, String)>, Fatal> {
+    let Some(username) = cli.mqtt_username.clone() else {
+        return Ok(None);
+    };
+    let password = match &cli.mqtt_password {
+        Some(password) => password.clone(),
+        None if username == alleycat_local::identity::OPERATOR_USERNAME => {
+            let path = cli
+                .local
+                .data_dir
+                .join(alleycat_local::identity::OPERATOR_SECRET_FILE);
+            std::fs::read_to_string(&path)
+                .map(|secret| secret.trim().to_owned())
+                .map_err(|e| {
+                    Fatal(format!(
+                        "--mqtt-username operator without --mqtt-password: reading {}: {e}",
+                        path.display()
+                    ))
+                })?
+        }
+        None => String::new(),
+    };
+    Ok(Some((username, password)))
 }
 
 /// Writes the summary as pretty JSON to `path` (`-`: standard output).

@@ -47,7 +47,7 @@ Examples:
   simulator --target stdout --racers 1000 --seconds 300 --speed 0 > race.ndjson
   simulator --target kinesis --stream-name alleycat --shards 1 --racers 1000
   AWS_ENDPOINT_URL=http://127.0.0.1:5000 simulator --target kinesis --stream-name s --create-stream
-  simulator --target mqtt --url mqtt://127.0.0.1:1883 --racers 50 --speed 10
+  simulator --target mqtt --url mqtt://127.0.0.1:1883 --mqtt-username operator --racers 50
 
 Exit status: 0 every record delivered; 1 fatal error (target unreachable, stream missing,
 stdout closed, the embedded stack failed to start); 2 bad arguments; 3 the race ended but
@@ -107,6 +107,22 @@ pub struct Cli {
     /// MQTT broker to publish to, as mqtt://host:port (plain TCP).
     #[arg(long, default_value = "mqtt://127.0.0.1:1883", help_heading = "MQTT")]
     pub url: String,
+
+    /// MQTT user name. A running alleycat-local takes publishes from `operator` (the trusted
+    /// producer, whose records need no claim) or from an identity (its `local:…` id, which then
+    /// is the client id too, with its token as password); anonymous clients may only subscribe.
+    #[arg(long, help_heading = "MQTT")]
+    pub mqtt_username: Option<String>,
+
+    /// MQTT password. With --mqtt-username operator and no password, the operator secret is read
+    /// from <--data-dir>/operator-secret, where alleycat-local keeps it.
+    #[arg(
+        long,
+        env = "ALLEYCAT_MQTT_PASSWORD",
+        hide_env_values = true,
+        help_heading = "MQTT"
+    )]
+    pub mqtt_password: Option<String>,
 
     /// Seconds to wait at the end for the broker's last acknowledgements; publishes still
     /// unacknowledged then are lost.

@@ -4,8 +4,8 @@
 //! the live standings on MQTT — is compared with an oracle recomputed here, independently and
 //! plainly, from the stdout dump of the same race.
 //!
-//! A second test publishes bad input to the broker, as a broken bike would, and checks that it is
-//! counted as rejected and changes nothing else.
+//! A second test publishes bad input to the broker, as a broken producer would, and checks that it
+//! is counted as rejected and changes nothing else.
 
 mod common;
 
@@ -16,8 +16,10 @@ use std::time::Duration;
 use alleycat_domain::views::{PUBLISH_TOPIC, subscribe_topic};
 use alleycat_local::Stack;
 use alleycat_local::config::StackArgs;
-use alleycat_local::testing::{Oracle, assert_views, free_port, get, http_get};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use alleycat_local::testing::{
+    Oracle, assert_views, free_port, get, http_get, mqtt_options, operator_options,
+};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::Value;
 use simulator::sink::LocalSink;
 use simulator::{Race, RacePlan, Stats, Stop, run};
@@ -43,13 +45,8 @@ async fn start_stack(dir: &std::path::Path) -> Arc<Stack> {
 
 /// Subscribes to a class's realtime topic; returns every message received.
 async fn subscribe(stack: &Stack, topic: String) -> Arc<Mutex<Vec<Value>>> {
-    let addr = stack.mqtt_addr();
-    let mut options = MqttOptions::new(
-        format!("watcher-{}", fastrand::u32(..)),
-        addr.ip().to_string(),
-        addr.port(),
-    );
-    options.set_max_packet_size(1 << 20, 1 << 20);
+    // Anonymous, as a browser before it has an identity: listening is all it may do.
+    let options = mqtt_options(stack, &format!("watcher-{}", fastrand::u32(..)));
     let (client, mut events) = AsyncClient::new(options, 100);
     client.subscribe(topic, QoS::AtMostOnce).await.unwrap();
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -251,9 +248,9 @@ fn payloads(now: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
 async fn bad_input_on_the_broker_is_rejected_and_changes_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     let stack = start_stack(dir.path()).await;
-    let addr = stack.mqtt_addr();
-    let mut options = MqttOptions::new("broken-bike", addr.ip().to_string(), addr.port());
-    options.set_max_packet_size(1 << 20, 1 << 20);
+    // As the operator (the trusted producer): the gate lets it publish anything to
+    // alleycat-publish, so the bad input reaches the stream and is counted there.
+    let options = operator_options(&stack, "broken-bike");
     let (client, mut events) = AsyncClient::new(options, 100);
     let acks = tokio::spawn(async move {
         let mut acks = 0;

@@ -316,6 +316,8 @@ fn help_explains_every_flag() {
         "--create-stream",
         "--url",
         "--drain-timeout",
+        "--mqtt-username",
+        "--mqtt-password",
         "--racers",
         "--first-racer-id",
         "--class-id",

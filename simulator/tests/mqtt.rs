@@ -1,6 +1,7 @@
 //! The MQTT target against a real broker: rumqttd, embedded, on a free loopback port. Every
 //! message arrives on `alleycat-publish` (QoS 1), as the stdout oracle has it, in order per
-//! racer; a missing broker is a clear error.
+//! racer; a missing broker is a clear error. And against the embedded stack, whose gate takes
+//! publishes only from the operator or an identity: the credentials flags are what gets in.
 
 mod common;
 
@@ -108,6 +109,7 @@ fn config(port: u16) -> MqttSinkConfig {
     MqttSinkConfig {
         url: format!("mqtt://127.0.0.1:{port}"),
         client_id: "simulator-under-test".to_owned(),
+        credentials: None,
         drain_timeout: Duration::from_secs(10),
         policy: RetryPolicy::immediate(3),
     }
@@ -223,4 +225,79 @@ async fn the_binary_publishes_to_a_broker() {
         stderr.contains("connecting to the MQTT broker at"),
         "{stderr}"
     );
+}
+
+/// Runs the simulator binary's MQTT target against `url` with `extra` arguments.
+async fn ride_mqtt(url: &str, extra: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_simulator"))
+        .args(["--target", "mqtt", "--url", url, "--racers", "5"])
+        .args([
+            "--seconds",
+            "2",
+            "--speed",
+            "0",
+            "--quiet",
+            "--max-attempts",
+            "1",
+        ])
+        .args(["--drain-timeout", "3", "--summary-json", "-"])
+        .args(extra)
+        .output()
+        .await
+        .expect("run the simulator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_stack_takes_the_operators_publishes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let args = alleycat_local::config::StackArgs {
+        data_dir: data_dir.clone(),
+        http_port: free_port(),
+        mqtt_port: free_port(),
+        ws_port: free_port(),
+        ..alleycat_local::config::StackArgs::default()
+    };
+    let stack = alleycat_local::Stack::start(args.config()).await.unwrap();
+    let url = format!("mqtt://{}", stack.mqtt_addr());
+
+    // Anonymous: the gate closes the connection at the first publish; nothing is delivered.
+    let output = ride_mqtt(&url, &[]).await;
+    assert!(!output.status.success(), "anonymous publishes were taken");
+    // A wrong password: refused at CONNECT.
+    let output = ride_mqtt(
+        &url,
+        &["--mqtt-username", "operator", "--mqtt-password", "guess"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stack.status().stream_records, 0);
+
+    // The operator, its secret read from the data directory: every record arrives, unstamped.
+    let data = data_dir.to_string_lossy().into_owned();
+    let output = ride_mqtt(&url, &["--mqtt-username", "operator", "--data-dir", &data]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (summary["sent"].as_u64(), summary["lost"].as_u64()),
+        (Some(10), Some(0))
+    );
+    for _ in 0..100 {
+        if stack.status().stream_records == 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.status().stream_records, 10);
+    let records = stack.stream().read(0, None, 100).unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.data).contains("identityId"))
+    );
+    stack.shutdown().await;
 }

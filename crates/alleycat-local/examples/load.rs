@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use alleycat_domain::views::{PUBLISH_TOPIC, subscribe_topic};
 use alleycat_local::Stack;
 use alleycat_local::config::StackArgs;
-use alleycat_local::testing::free_port;
+use alleycat_local::testing::{free_port, operator_options};
 use clap::Parser;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::{Value, json};
 
 const CLASS: u8 = 5;
@@ -58,10 +58,9 @@ struct Args {
 /// One probe in flight: its output and when it was published.
 type Probes = Arc<Mutex<BTreeMap<u64, Instant>>>;
 
+/// A client as the operator: the bikes here stand for the trusted producer (no claims needed).
 fn client(stack: &Stack, name: &str) -> (AsyncClient, rumqttc::EventLoop) {
-    let addr = stack.mqtt_addr();
-    let mut options = MqttOptions::new(name, addr.ip().to_string(), addr.port());
-    options.set_max_packet_size(1 << 20, 1 << 20);
+    let mut options = operator_options(stack, name);
     options.set_inflight(1000);
     options.set_keep_alive(Duration::from_secs(30));
     AsyncClient::new(options, 10_000)

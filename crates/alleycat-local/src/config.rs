@@ -115,7 +115,8 @@ pub struct StackArgs {
     pub retention_hours: u64,
 
     /// Address every listener binds to. Keep the loopback default unless other machines
-    /// should reach the stack: nothing is authenticated.
+    /// should reach the stack: only MQTT checks who connects (the HTTP server's Kinesis API
+    /// and `/_local` routes are open to anyone who can reach them).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST), help_heading = "Network")]
     pub host: IpAddr,
 
@@ -123,11 +124,13 @@ pub struct StackArgs {
     #[arg(long, default_value_t = 8080, help_heading = "Network")]
     pub http_port: u16,
 
-    /// MQTT port (TCP) of the broker, for bikes and the simulator's mqtt target.
+    /// MQTT port (TCP) of the broker's gate, for bikes and the simulator's mqtt target. Publishing
+    /// takes the operator's secret (<data-dir>/operator-secret) or an identity's token.
     #[arg(long, default_value_t = 1883, help_heading = "Network")]
     pub mqtt_port: u16,
 
-    /// MQTT over WebSocket port (ws://HOST:PORT/mqtt), for browsers.
+    /// MQTT over WebSocket port (ws://HOST:PORT/mqtt), for browsers: only from the stack's own
+    /// pages (no Origin, or http://127.0.0.1:HTTP_PORT / http://localhost:HTTP_PORT).
     #[arg(long, default_value_t = 9001, help_heading = "Network")]
     pub ws_port: u16,
 

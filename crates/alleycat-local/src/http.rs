@@ -7,6 +7,7 @@
 //! | `GET /objects/{bucket}/{key}?expires=&signature=` | a [`LocalBucket`] | S3 presigned GET |
 //! | `POST /` with `X-Amz-Target: Kinesis_20131202.<Op>` | the [`LocalStream`] | Kinesis (awsJson1.1) |
 //! | `GET /_local/status` | the stack's status (JSON) | — |
+//! | `POST /_local/identity` | a new identity and its token ([`Identities`]) | Cognito `GetId` |
 //! | any other `GET` | the built frontend, `index.html` for app routes | the site's bucket and CDN |
 //!
 //! **API.** A request under `/api` becomes the event an HTTP API's `$default` stage would send:
@@ -16,7 +17,14 @@
 //! the event sources invoke theirs, and its response is mapped back as API Gateway maps it:
 //! status, headers, `multiValueHeaders` (replacing a header's single value), `cookies` as
 //! `Set-Cookie`, a base64 body decoded. A failed invocation is a 502, as on API Gateway. CORS is
-//! the function's business: preflight `OPTIONS` requests reach it like any other.
+//! the function's business: preflight `OPTIONS` requests reach it like any other, and every
+//! method (`POST` and `DELETE` included) reaches it with its body.
+//!
+//! **Callers.** As API Gateway's IAM authorizer does with a Cognito identity's signature, an
+//! `Authorization: Alleycat <identityId>:<token>` header is verified before the function runs: a
+//! valid one puts the identity in `requestContext.authorizer.iam.cognitoIdentity`, anything else
+//! in that header is a 403 `{"message":"Forbidden"}` and the function is not invoked. The header
+//! itself is not passed on: the function trusts the authorizer, and the token stays here.
 //!
 //! **Objects.** Presigned URLs ([`LocalBucket::presign`]) carry an expiry and an HMAC signature
 //! of bucket, key and expiry, checked here. Answers follow S3's: 403 `AccessDenied` for an
@@ -61,6 +69,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::identity::{Identities, authorizer};
 use crate::objects::LocalBucket;
 use crate::sources::{Invocations, invoke};
 use crate::stream::{LocalStream, sequence_string, shard_id};
@@ -84,6 +93,8 @@ pub struct HttpState<F> {
     pub invocations: Arc<Invocations>,
     /// The built frontend (`frontend/dist`), if any.
     pub frontend: Option<PathBuf>,
+    /// Verifies callers' identities, and mints new ones at `/_local/identity`.
+    pub identities: Identities,
     /// The stack's status, answered at `/_local/status`.
     pub status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
@@ -127,6 +138,7 @@ pub fn router<F: ApiFunction>(state: HttpState<F>) -> Router {
         .route("/api/{*path}", any(api::<F>))
         .route("/objects/{bucket}/{*key}", get(object::<F>))
         .route("/_local/status", get(status::<F>))
+        .route("/_local/identity", post(issue_identity::<F>))
         .route("/", post(kinesis::<F>).get(frontend::<F>))
         .fallback(frontend::<F>)
         .with_state(server)
@@ -181,10 +193,20 @@ async fn api<F: ApiFunction>(State(server): Shared<F>, request: Request) -> Resp
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip());
+    let state = &server.state;
+    let authorization = parts.headers.get(header::AUTHORIZATION);
+    let Ok(caller) = state
+        .identities
+        .caller(authorization.map(HeaderValue::as_bytes))
+    else {
+        let body = json!({ "message": "Forbidden" });
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    };
     // Eleven random bytes in base64, as API Gateway's own ids look ("BcNk5gWoIAMEJxw=").
     let request_id = BASE64.encode(random_bytes(11));
-    let event = http_api_event(&parts, &body, source, &request_id, crate::now_ms());
-    let state = &server.state;
+    let mut event = http_api_event(&parts, &body, source, &request_id, crate::now_ms());
+    event.headers.remove(header::AUTHORIZATION);
+    event.request_context.authorizer = caller.as_deref().map(authorizer);
     let answer =
         invoke::<F, _, ApiGatewayV2httpResponse>(&*state.api, &event, &state.invocations).await;
     let mut response = match answer {
@@ -1016,6 +1038,15 @@ fn stream_of_arn(arn: &str) -> Option<&str> {
 // The stack's status: GET /_local/status
 
 /// What the stack's status closure says now (never cached).
+/// `POST /_local/identity`: a new identity, `{"identityId": …, "token": …}` (the local stand-in
+/// for Cognito's `GetId` of a guest).
+async fn issue_identity<F>(State(server): Shared<F>) -> Response {
+    match server.state.identities.issue() {
+        Ok(identity) => axum::Json(identity).into_response(),
+        Err(error) => json_error(StatusCode::INTERNAL_SERVER_ERROR, None, &error.to_string()),
+    }
+}
+
 async fn status<F>(State(server): Shared<F>) -> Response {
     let status = Arc::clone(&server.state.status);
     match tokio::task::spawn_blocking(move || status()).await {
@@ -1365,6 +1396,7 @@ mod tests {
                 stream: Arc::clone(&self.stream),
                 invocations: Arc::clone(&self.invocations),
                 frontend: self.frontend.clone(),
+                identities: crate::identity::Identities::with_key([7; 32]),
                 status: Arc::new(|| json!({ "stack": "up" })),
             }
         }

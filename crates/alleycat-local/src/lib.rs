@@ -5,7 +5,9 @@
 //!
 //! | AWS | here |
 //! |---|---|
-//! | IoT Core broker and rule | [`broker`]: rumqttd (TCP and WebSocket), the ingest rule |
+//! | IoT Core broker and policies | [`gate`] (the public ports) in front of [`broker`] (rumqttd) |
+//! | IoT rule | [`ingest`]: stamps `identityId` and `ingestTimestamp`, appends to the stream |
+//! | Cognito identities, IAM authorizer | [`identity`]: HMAC tokens; the operator secret |
 //! | Kinesis stream | [`stream`]: MD5-sharded, sequence-numbered, durable |
 //! | DynamoDB table and stream | [`table`]: SQLite, with a change log of old and new images |
 //! | S3 buckets | [`objects`]: directories, atomic writes, ETags, conditional puts |
@@ -18,7 +20,9 @@ pub mod broker;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gate;
 pub mod http;
+pub mod identity;
 pub mod ingest;
 pub mod meter;
 pub mod objects;

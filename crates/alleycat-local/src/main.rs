@@ -11,11 +11,18 @@ const ABOUT: &str = "Runs the whole Alleycat application in one process, with no
                      with the frontend and the API on one HTTP port.";
 
 const AFTER_HELP: &str = "\
-Ride a race through it from another terminal:
-  cargo run -p simulator -- --target mqtt --url mqtt://127.0.0.1:1883 --racers 100
+Ride a race through it from another terminal (the operator's MQTT password is in
+<data-dir>/operator-secret, which the simulator reads):
+  cargo run -p simulator -- --target mqtt --url mqtt://127.0.0.1:1883 --mqtt-username operator \
+    --racers 100
   AWS_ENDPOINT_URL=http://127.0.0.1:8080 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
     AWS_REGION=local cargo run -p simulator -- --target kinesis --stream-name alleycat
 Or let the simulator start the stack itself: cargo run -p simulator -- --racers 1000
+
+MQTT: anonymous clients may only subscribe to alleycat-subscribe/class-<1..6>; the operator (user
+`operator`) and identities from POST /_local/identity (user = client id = identityId, password =
+token) may also publish to alleycat-publish. Browsers may connect over WebSocket only from this
+stack's own pages.
 
 Logs go to stderr (RUST_LOG overrides --log). Ctrl-C stops gracefully: pollers finish and
 checkpoint, Firehose delivers its buffer, and the cost report says what the run would have cost

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alleycat_cost::{Bill, PriceTable, UnknownRegion, Usage};
-use alleycat_domain::views::PUBLISH_TOPIC;
 use alleycat_ports::HistoryObjects;
 use api::Api;
 use history_merger::HistoryMerger;
@@ -25,7 +24,9 @@ use crate::broker::{BrokerPublisher, LocalBroker};
 use crate::config::{MappingConfig, StackConfig};
 use crate::db::Db;
 use crate::error::LocalError;
+use crate::gate::{self, Gate};
 use crate::http::{HttpState, serve};
+use crate::identity::{Identities, OperatorSecret};
 use crate::meter::{Meter, MeteredPublisher};
 use crate::objects::LocalBucket;
 use crate::sources::dynamodb::ChangeShard;
@@ -186,7 +187,14 @@ impl Parts {
 /// The running stack.
 pub struct Stack {
     url: String,
-    broker: LocalBroker,
+    /// The gate's public MQTT address.
+    mqtt_addr: SocketAddr,
+    /// The gate's public WebSocket URL.
+    websocket_url: String,
+    /// Kept for what it is: the broker runs until the process ends either way.
+    _broker: LocalBroker,
+    identities: Identities,
+    operator: OperatorSecret,
     parts: Parts,
     history: Arc<LocalBucket>,
     delivery: Arc<LocalBucket>,
@@ -267,18 +275,34 @@ impl Stack {
             invocations: Arc::new(Invocations::metered(Arc::clone(&meter))),
             on_failure: Arc::new(OnFailure::open(dir.join("on-failure"))?),
         };
+        let identities = Identities::open(dir)?;
+        let operator = OperatorSecret::open(dir)?;
+        // The public ports first: the broker cannot be stopped once started.
+        let gate = Gate::bind(&config.broker).await?;
+        let mqtt_addr = gate.mqtt_addr();
+        let websocket_url = crate::broker::websocket_url(gate.websocket_addr());
         let broker = LocalBroker::start(&config.broker)?;
         // The ingest rule first: the broker acknowledges what it receives, subscribed or not.
         broker.subscribe_batches(
-            PUBLISH_TOPIC,
+            &crate::ingest::FILTERS,
             1000,
             crate::ingest::rule(Arc::clone(&stores.stream), Arc::clone(&parts.invocations)),
         )?;
-        let functions = Functions::bind(&config, &broker, &stores, &meter)?;
+        let functions = Functions::bind(&config, &broker, &websocket_url, &stores, &meter)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Tasks::new(&parts, shutdown_rx);
         tasks.sources(&config, &stores, &functions)?;
+        let shared = gate::Shared {
+            identities: identities.clone(),
+            operator: operator.clone(),
+            upstream: broker.internal_addr(),
+            origins: gate::websocket::own_origins(http_addr),
+        };
+        tasks.spawn(
+            "MQTT gate".to_owned(),
+            gate.run(shared, tasks.shutdown.clone()),
+        );
         tasks.spawn(
             "retention".to_owned(),
             retain(parts.clone(), config.retention, tasks.shutdown.clone()),
@@ -290,6 +314,7 @@ impl Stack {
             stream: Arc::clone(&stores.stream),
             invocations: Arc::clone(&parts.invocations),
             frontend: config.frontend.clone(),
+            identities: identities.clone(),
             status: Arc::new(move || {
                 serde_json::to_value(status_parts.status()).unwrap_or_default()
             }),
@@ -308,7 +333,11 @@ impl Stack {
         });
         Ok(Self {
             url,
-            broker,
+            mqtt_addr,
+            websocket_url,
+            _broker: broker,
+            identities,
+            operator,
             parts,
             history: stores.history,
             delivery: stores.delivery,
@@ -329,14 +358,26 @@ impl Stack {
         format!("{}/api", self.url)
     }
 
-    /// The broker's MQTT (TCP) address.
+    /// The broker's public MQTT (TCP) address (the gate's).
     pub fn mqtt_addr(&self) -> SocketAddr {
-        self.broker.mqtt_addr()
+        self.mqtt_addr
     }
 
-    /// The broker's WebSocket URL, for browsers.
+    /// The broker's public WebSocket URL, for browsers (the gate's).
     pub fn websocket_url(&self) -> String {
-        self.broker.websocket_url()
+        self.websocket_url.clone()
+    }
+
+    /// The operator's MQTT password (user name [`crate::identity::OPERATOR_USERNAME`]): the
+    /// trusted producer's, whose messages carry no `identityId`. Also in
+    /// `<data-dir>/operator-secret`.
+    pub fn operator_secret(&self) -> &str {
+        self.operator.expose()
+    }
+
+    /// The stack's identities (what `POST /_local/identity` mints from).
+    pub fn identities(&self) -> &Identities {
+        &self.identities
     }
 
     /// Puts records (partition key, data) into the stream, as Kinesis `PutRecords` does: on `Ok`
@@ -346,6 +387,11 @@ impl Stack {
         records: &[(K, D)],
     ) -> Result<Vec<Appended>, LocalError> {
         self.parts.stream.append(records, crate::now_ms())
+    }
+
+    /// The stream (what the ingest rule and `put_records` append to).
+    pub fn stream(&self) -> &Arc<LocalStream> {
+        &self.parts.stream
     }
 
     /// The table.
@@ -479,10 +525,11 @@ impl Functions {
     fn bind(
         config: &StackConfig,
         broker: &LocalBroker,
+        websocket_url: &str,
         stores: &Stores,
         meter: &Arc<Meter>,
     ) -> Result<Self, LocalError> {
-        let environment = environment(config, &broker.websocket_url());
+        let environment = environment(config, websocket_url);
         let lookup = |name: &str| environment.get(name).cloned();
         let invalid = |e: &dyn std::fmt::Display| LocalError::Config(e.to_string());
         let merger = history_merger::Config::from_lookup(lookup).map_err(|e| invalid(&e))?;

@@ -1,6 +1,6 @@
 //! Test support for end-to-end tests of the stack (feature `testing`): an oracle recomputing
 //! every view from the device messages with plain, independent code, the comparison of the API's
-//! views with it, and a minimal HTTP client.
+//! views with it, a minimal HTTP client, and MQTT client options for each role the gate knows.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,7 +8,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
+use rumqttc::MqttOptions;
 use serde_json::Value;
+
+use crate::Stack;
+use crate::identity::{Identity, OPERATOR_USERNAME};
 
 /// A loopback port free right now.
 pub fn free_port() -> u16 {
@@ -63,6 +67,30 @@ pub fn http(
 /// `GET url`: the status and body.
 pub fn http_get(url: &str) -> std::io::Result<(u16, Vec<u8>)> {
     http("GET", url, &[], &[])
+}
+
+/// rumqttc options for `client_id` on the stack's public MQTT port, anonymous (which may only
+/// subscribe to the standings), with packets up to 1 MiB.
+pub fn mqtt_options(stack: &Stack, client_id: &str) -> MqttOptions {
+    let addr = stack.mqtt_addr();
+    let mut options = MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    options
+}
+
+/// [`mqtt_options`] as the operator: the trusted producer, whose messages reach the stream
+/// without an `identityId`.
+pub fn operator_options(stack: &Stack, client_id: &str) -> MqttOptions {
+    let mut options = mqtt_options(stack, client_id);
+    options.set_credentials(OPERATOR_USERNAME, stack.operator_secret());
+    options
+}
+
+/// [`mqtt_options`] as `identity` (its id is its client id, as the gate requires).
+pub fn identity_options(stack: &Stack, identity: &Identity) -> MqttOptions {
+    let mut options = mqtt_options(stack, &identity.identity_id);
+    options.set_credentials(identity.identity_id.as_str(), identity.token.as_str());
+    options
 }
 
 /// Everything the stack should compute from a race, recomputed with plain code from the device

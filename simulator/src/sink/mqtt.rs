@@ -25,6 +25,9 @@ pub struct MqttSinkConfig {
     pub url: String,
     /// The MQTT client id.
     pub client_id: String,
+    /// User name and password, if the broker wants them (alleycat-local's gate does, to
+    /// publish).
+    pub credentials: Option<(String, String)>,
     /// How long `finish` waits for the last PUBACKs before counting the rest lost.
     pub drain_timeout: Duration,
     /// Reconnection backoff; `max_attempts` failed connection attempts in a row end the run.
@@ -94,6 +97,9 @@ impl MqttSink {
             .set_clean_session(false)
             .set_inflight(500)
             .set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((username, password)) = &config.credentials {
+            options.set_credentials(username.as_str(), password.as_str());
+        }
         let (client, mut events) = AsyncClient::new(options, 1024);
         loop {
             match tokio::time::timeout(Duration::from_secs(10), events.poll()).await {
