@@ -29,14 +29,24 @@ TEMPLATE = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "template.yaml"
 # Actions without resource-level permissions, the only ones that may name Resource "*".
 STAR_RESOURCE_ACTIONS = {"iot:DescribeEndpoint"}
 
-# The unauthenticated (browser) role: exactly these (action, resource) pairs.
+# The unauthenticated (riders') role: exactly these (action, resource) pairs. A rider's identity is
+# its Cognito identity id, which IAM substitutes for this policy variable (written ${!…} in !Sub).
 IOT_ARN = "arn:aws:iot:REGION:ACCOUNT:"
+RIDER_IDENTITY = "${cognito-identity.amazonaws.com:sub}"
+PUBLISH_TOPIC = "alleycat-publish"
+STANDINGS_TOPICS = "alleycat-subscribe/class-*"
 UNAUTHENTICATED_GRANTS = {
-    ("iot:Connect", IOT_ARN + "client/alleycat-*"),
-    ("iot:Publish", IOT_ARN + "topic/alleycat-publish"),
-    ("iot:Subscribe", IOT_ARN + "topicfilter/alleycat-subscribe/*"),
-    ("iot:Receive", IOT_ARN + "topic/alleycat-subscribe/*"),
+    ("iot:Connect", IOT_ARN + "client/" + RIDER_IDENTITY),
+    ("iot:Publish", IOT_ARN + "topic/" + PUBLISH_TOPIC),
+    ("iot:Subscribe", IOT_ARN + "topicfilter/" + STANDINGS_TOPICS),
+    ("iot:Receive", IOT_ARN + "topic/" + STANDINGS_TOPICS),
 }
+
+# The ingest rule: every record published over MQTT carries its publisher's identity. The client
+# id, not principal(): the riders' role pins the client id to the Cognito identity id, while
+# principal() of a SigV4 (WebSocket) connection is the role's id and session name, shared by every
+# guest (docs/deploy.md, "Who may ride as whom").
+INGEST_SQL = f"SELECT *, clientid() AS identityId, timestamp() AS ingestTimestamp FROM '{PUBLISH_TOPIC}'"
 
 # Environment of each function (README, "The functions"; each crate's Config::from_lookup):
 # (required, optional). AWS_REGION is reserved: Lambda sets it and rejects templates that do.
@@ -144,7 +154,8 @@ def render(value: Any) -> str:
                     return PSEUDO[name]
                 return f"<{name}>"
 
-            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+            # ${!Name} is Fn::Sub's escape for a literal ${Name} (an IAM policy variable, say).
+            return re.sub(r"\$\{([^}!]+)\}", substitute, text).replace("${!", "${")
         return f"<{fn}>"
     return f"<{type(value).__name__}>"
 
@@ -250,25 +261,46 @@ def own_roles() -> list[str]:
     return problems
 
 
-@check("the unauthenticated role may only connect as alleycat-*, publish alleycat-publish, "
-       "subscribe to and receive alleycat-subscribe/*")
-def unauthenticated_role() -> list[str]:
-    problems = []
+def unauthenticated_role() -> tuple[str, dict, list[str]]:
+    """(logical id, properties, problems) of the identity pool's one role, the riders' role."""
     attachments = of_type("AWS::Cognito::IdentityPoolRoleAttachment")
     if len(attachments) != 1:
-        return [f"expected one identity pool role attachment, found {len(attachments)}"]
+        raise ValueError(f"expected one identity pool role attachment, found {len(attachments)}")
     roles = next(iter(attachments.values()))["Properties"].get("Roles", {})
+    problems = []
     if set(roles) != {"unauthenticated"}:
         problems.append(f"identity pool roles {sorted(roles)}: only 'unauthenticated' is expected")
     role_name = render(roles.get("unauthenticated")).strip("<>").split(".")[0]
     role = RESOURCES.get(role_name)
-    if not role:
-        return problems + [f"unauthenticated role {role_name} not found"]
-    props = role["Properties"]
+    if not role or role.get("Type") != "AWS::IAM::Role":
+        raise ValueError(f"unauthenticated role {role_name} not found")
+    return role_name, role["Properties"], problems
+
+
+def rider_statements() -> list[dict]:
+    """Every statement of the riders' role's policies."""
+    _, props, _ = unauthenticated_role()
+    return [s for policy in props.get("Policies", []) for s in statements(policy["PolicyDocument"])]
+
+
+def rider_grants(action: str | None = None) -> set[tuple[str, str]]:
+    """(action, rendered resource) of every Allow of the riders' role (of one action, if given)."""
+    return {
+        (a, render(resource))
+        for statement in rider_statements()
+        if statement.get("Effect") == "Allow"
+        for a in as_list(statement.get("Action", []))
+        for resource in as_list(statement.get("Resource", []))
+        if action is None or a == action
+    }
+
+
+@check("only this pool's unauthenticated identities assume the riders' role, which has no managed policies")
+def unauthenticated_trust() -> list[str]:
+    role_name, props, problems = unauthenticated_role()
     if props.get("ManagedPolicyArns"):
         problems.append(f"{role_name}: managed policies")
-    trust = statements(props["AssumeRolePolicyDocument"])
-    for statement in trust:
+    for statement in statements(props["AssumeRolePolicyDocument"]):
         condition = statement.get("Condition", {})
         aud = condition.get("StringEquals", {}).get("cognito-identity.amazonaws.com:aud")
         amr = condition.get("ForAnyValue:StringLike", {}).get("cognito-identity.amazonaws.com:amr")
@@ -278,22 +310,74 @@ def unauthenticated_role() -> list[str]:
             problems.append(f"{role_name}: trust action {statement.get('Action')}")
         if render(aud) != "<IdentityPool>" or amr != "unauthenticated":
             problems.append(f"{role_name}: trust not limited to this pool's unauthenticated identities")
-    grants = set()
-    for policy in props.get("Policies", []):
-        for statement in statements(policy["PolicyDocument"]):
-            if statement.get("Effect") != "Allow":
-                continue
-            for action in as_list(statement.get("Action", [])):
-                for resource in as_list(statement.get("Resource", [])):
-                    grants.add((action, render(resource)))
-    for extra in sorted(grants - UNAUTHENTICATED_GRANTS):
-        problems.append(f"{role_name}: unexpected grant {extra}")
-    for missing in sorted(UNAUTHENTICATED_GRANTS - grants):
-        problems.append(f"{role_name}: missing grant {missing}")
     # Nothing else may be assumed by Cognito identities.
     for name, other in of_type("AWS::IAM::Role").items():
         if name != role_name and "cognito-identity" in json.dumps(other["Properties"].get("AssumeRolePolicyDocument")):
             problems.append(f"{name}: another role trusts Cognito identities")
+    return problems
+
+
+@check("a rider may connect to IoT only with its own Cognito identity id as client id")
+def rider_connect() -> list[str]:
+    expected = {("iot:Connect", IOT_ARN + "client/" + RIDER_IDENTITY)}
+    found = rider_grants("iot:Connect")
+    return [f"iot:Connect on {r!r}, expected only client/{RIDER_IDENTITY}" for _, r in sorted(found - expected)] + [
+        f"no iot:Connect on client/{RIDER_IDENTITY}" for _ in expected - found
+    ]
+
+
+@check(f"a rider may publish only to {PUBLISH_TOPIC}, and never a retained message")
+def rider_publish() -> list[str]:
+    expected = {("iot:Publish", IOT_ARN + "topic/" + PUBLISH_TOPIC)}
+    found = rider_grants("iot:Publish")
+    problems = [f"iot:Publish on {r!r}" for _, r in sorted(found - expected)]
+    problems += [f"no iot:Publish on topic/{PUBLISH_TOPIC}" for _ in expected - found]
+    problems += [f"allows {a} on {r!r}" for a, r in sorted(rider_grants("iot:RetainPublish"))]
+    return problems
+
+
+@check(f"a rider may subscribe to and receive only {STANDINGS_TOPICS}")
+def rider_subscribe() -> list[str]:
+    expected = {
+        ("iot:Subscribe", IOT_ARN + "topicfilter/" + STANDINGS_TOPICS),
+        ("iot:Receive", IOT_ARN + "topic/" + STANDINGS_TOPICS),
+    }
+    found = rider_grants("iot:Subscribe") | rider_grants("iot:Receive")
+    return [f"{a} on {r!r}" for a, r in sorted(found - expected)] + [
+        f"missing {a} on {r!r}" for a, r in sorted(expected - found)
+    ]
+
+
+@check("the riders' role allows exactly its grants, each a named action (no wildcard, NotAction or NotResource)")
+def rider_grants_exact() -> list[str]:
+    problems = []
+    for statement in rider_statements():
+        if "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"NotAction/NotResource in {statement}")
+        for action in as_list(statement.get("Action", [])):
+            if not isinstance(action, str) or "*" in action or "?" in action:
+                problems.append(f"wildcard action {action!r}")
+    found = rider_grants()
+    for extra in sorted(found - UNAUTHENTICATED_GRANTS):
+        problems.append(f"unexpected grant {extra}")
+    for missing in sorted(UNAUTHENTICATED_GRANTS - found):
+        problems.append(f"missing grant {missing}")
+    return problems
+
+
+@check("the IoT rule stamps every MQTT record with its publisher's identity (identityId = client id)")
+def ingest_rule_identity() -> list[str]:
+    rules = of_type("AWS::IoT::TopicRule")
+    if len(rules) != 1:
+        return [f"expected one IoT rule, found {len(rules)}"]
+    (name, rule), = rules.items()
+    payload = rule["Properties"]["TopicRulePayload"]
+    problems = []
+    sql = " ".join(payload.get("Sql", "").split())
+    if sql != INGEST_SQL:
+        problems.append(f"{name}: SQL {sql!r}, expected {INGEST_SQL!r}")
+    if payload.get("AwsIotSqlVersion") != "2016-03-23":
+        problems.append(f"{name}: SQL version {payload.get('AwsIotSqlVersion')}")
     return problems
 
 
