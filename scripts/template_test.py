@@ -35,12 +35,25 @@ IOT_ARN = "arn:aws:iot:REGION:ACCOUNT:"
 RIDER_IDENTITY = "${cognito-identity.amazonaws.com:sub}"
 PUBLISH_TOPIC = "alleycat-publish"
 STANDINGS_TOPICS = "alleycat-subscribe/class-*"
+# The claim routes (a rider claims and releases a racer as itself), signed with the rider's
+# credentials and checked by the HTTP API's IAM authorizer; every other route is open.
+CLAIM_PATH = "/racers/{racerId}/claim"
+CLAIM_ROUTES = {("POST", CLAIM_PATH), ("DELETE", CLAIM_PATH)}
+# The headers of a SigV4-signed request from a browser, which CORS preflights must allow.
+SIGV4_HEADERS = {"authorization", "content-type", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"}
+
+
+def invoke_arn(method: str, path: str) -> str:
+    """execute-api ARN of a route of HttpApi, any stage, path parameters as *."""
+    return f"arn:aws:execute-api:REGION:ACCOUNT:<HttpApi>/*/{method}" + re.sub(r"\{[^}]+\}", "*", path)
+
+
 UNAUTHENTICATED_GRANTS = {
     ("iot:Connect", IOT_ARN + "client/" + RIDER_IDENTITY),
     ("iot:Publish", IOT_ARN + "topic/" + PUBLISH_TOPIC),
     ("iot:Subscribe", IOT_ARN + "topicfilter/" + STANDINGS_TOPICS),
     ("iot:Receive", IOT_ARN + "topic/" + STANDINGS_TOPICS),
-}
+} | {("execute-api:Invoke", invoke_arn(method, path)) for method, path in CLAIM_ROUTES}
 
 # The ingest rule: every record published over MQTT carries its publisher's identity. The client
 # id, not principal(): the riders' role pins the client id to the Cognito identity id, while
@@ -379,6 +392,115 @@ def ingest_rule_identity() -> list[str]:
     if payload.get("AwsIotSqlVersion") != "2016-03-23":
         problems.append(f"{name}: SQL version {payload.get('AwsIotSqlVersion')}")
     return problems
+
+
+def http_routes() -> dict[tuple[str, str], list]:
+    """(METHOD, path) -> security requirements of every route of the one HTTP API, read from the
+    OpenAPI body SAM generates."""
+    apis = of_type("AWS::ApiGatewayV2::Api")
+    if len(apis) != 1:
+        raise ValueError(f"expected one HTTP API, found {len(apis)}")
+    body = next(iter(apis.values()))["Properties"]["Body"]
+    return {
+        (method.upper(), path): operation.get("security", [])
+        for path, operations in body.get("paths", {}).items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict)
+    }
+
+
+@check("the claim routes are signed: POST and DELETE /racers/{racerId}/claim use the IAM authorizer, "
+       "GET and every other route are open, and riders may invoke exactly the signed routes")
+def claim_routes() -> list[str]:
+    routes = http_routes()
+    problems = []
+    signed = set()
+    for route, security in sorted(routes.items()):
+        schemes = {name for requirement in security for name in requirement}
+        if schemes == {"AWS_IAM"}:
+            signed.add(route)
+        elif schemes:
+            problems.append(f"{route}: authorizers {sorted(schemes)}, expected AWS_IAM or none")
+    for route in sorted(CLAIM_ROUTES - signed):
+        problems.append(f"{route} is not IAM-authorized" if route in routes else f"{route} is not a route")
+    for route in sorted(signed - CLAIM_ROUTES):
+        problems.append(f"{route} is IAM-authorized, but only the claim routes should be")
+    if ("GET", CLAIM_PATH) not in routes:
+        problems.append(f"GET {CLAIM_PATH} is not a route")
+    body = next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+    scheme = body.get("components", {}).get("securitySchemes", {}).get("AWS_IAM", {})
+    if signed and scheme.get("x-amazon-apigateway-authtype") != "awsSigv4":
+        problems.append(f"AWS_IAM security scheme {scheme}, expected x-amazon-apigateway-authtype awsSigv4")
+    invoked = {r for a, r in rider_grants("execute-api:Invoke")}
+    expected = {invoke_arn(method, path) for method, path in signed}
+    for extra in sorted(invoked - expected):
+        problems.append(f"riders may invoke {extra}, which is not an IAM-authorized route")
+    for missing in sorted(expected - invoked):
+        problems.append(f"riders may not invoke {missing}")
+    return problems
+
+
+@check("the API's CORS lets browsers send signed claim requests (POST, DELETE and the SigV4 headers)")
+def claim_cors() -> list[str]:
+    body = next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+    cors = body.get("x-amazon-apigateway-cors", {})
+    problems = []
+    methods = {m.upper() for m in cors.get("allowMethods", [])}
+    for method in sorted({"GET", "POST", "DELETE", "OPTIONS"} - methods):
+        problems.append(f"CORS does not allow {method}")
+    headers = {h.lower() for h in cors.get("allowHeaders", [])}
+    for header in sorted(SIGV4_HEADERS - headers):
+        problems.append(f"CORS does not allow header {header}")
+    if "*" in headers:
+        problems.append("CORS allows every header; name the SigV4 ones")
+    return problems
+
+
+def function_statements(binary: str) -> list[dict]:
+    """Allow statements of the role of the function built from `binary`."""
+    (name,) = [n for b, n in six_functions().items() if b == binary]
+    role = render(RESOURCES[name]["Properties"]["Role"]).strip("<>").split(".")[0]
+    return [
+        s
+        for policy in RESOURCES[role]["Properties"].get("Policies", [])
+        for s in statements(policy["PolicyDocument"])
+        if s.get("Effect") == "Allow"
+    ]
+
+
+def allows(binary: str, action: str, resource: str) -> list[dict]:
+    """The conditions of every statement of the function's role allowing `action` on `resource`."""
+    return [
+        s.get("Condition", {})
+        for s in function_statements(binary)
+        if action in as_list(s.get("Action", [])) and resource in {render(r) for r in as_list(s.get("Resource", []))}
+    ]
+
+
+@check("the api reads claims and writes them only under racer# keys (GetItem; PutItem, DeleteItem)")
+def api_claims() -> list[str]:
+    problems = []
+    if {} not in allows("api", "dynamodb:GetItem", "<Table.Arn>"):
+        problems.append("api may not GetItem on the table")
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem"):
+        conditions = allows("api", action, "<Table.Arn>")
+        if not conditions:
+            problems.append(f"api may not {action} on the table")
+        for condition in conditions:
+            keys = condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+            if as_list(keys) != ["racer#*"]:
+                problems.append(f"api's {action} is not limited to racer# partition keys: {condition}")
+    return problems
+
+
+@check("race-aggregator, leaderboard-writer and history-merger may read claims (GetItem, BatchGetItem)")
+def consumers_read_claims() -> list[str]:
+    return [
+        f"{binary} may not {action} on the table"
+        for binary in ("race-aggregator", "leaderboard-writer", "history-merger")
+        for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem")
+        if {} not in allows(binary, action, "<Table.Arn>")
+    ]
 
 
 @check("every bucket blocks public access, is encrypted and denies requests without TLS")
