@@ -66,17 +66,24 @@ INGEST_SQL = f"SELECT *, clientid() AS identityId, timestamp() AS ingestTimestam
 FUNCTION_ENV = {
     "race-aggregator": (
         {"TABLE_NAME"},
-        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY"},
+        {
+            "RACE_SECONDS",
+            "WINDOW_SECONDS",
+            "RETRY_MAX_ATTEMPTS",
+            "WRITE_CONCURRENCY",
+            "CLOCK_SKEW_SECONDS",
+            "MAX_RACERS_PER_RACE",
+        },
     ),
     "leaderboard-writer": (
         {"TABLE_NAME"},
-        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY"},
+        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY", "CLOCK_SKEW_SECONDS"},
     ),
-    "transformer": (set(), {"RACE_SECONDS", "WINDOW_SECONDS"}),
+    "transformer": (set(), {"RACE_SECONDS", "WINDOW_SECONDS", "CLOCK_SKEW_SECONDS"}),
     "publisher": ({"IOT_ENDPOINT"}, set()),
     "history-merger": (
         {"DELIVERY_BUCKET", "HISTORY_BUCKET", "TABLE_NAME"},
-        {"HISTORY_TOP_K", "MERGE_CONCURRENCY", "RACE_SECONDS", "WINDOW_SECONDS"},
+        {"HISTORY_TOP_K", "MERGE_CONCURRENCY", "RACE_SECONDS", "WINDOW_SECONDS", "CLOCK_SKEW_SECONDS"},
     ),
     "api": (
         {"TABLE_NAME", "HISTORY_BUCKET", "IOT_ENDPOINT", "IDENTITY_POOL_ID"},
@@ -87,8 +94,22 @@ FUNCTION_ENV = {
             "HISTORY_TOP_K",
             "RACE_SECONDS",
             "WINDOW_SECONDS",
+            "CLAIM_TTL_SECONDS",
         },
     ),
+}
+
+# The table's TTL attribute: only claims carry it (epoch seconds of their expiry).
+TTL_ATTRIBUTE = "ttl"
+
+# Settings of the trust rules (plausibility, claims): variable -> (parameter, functions set from it).
+TRUST_SETTINGS = {
+    "CLOCK_SKEW_SECONDS": (
+        "ClockSkewSeconds",
+        {"race-aggregator", "leaderboard-writer", "transformer", "history-merger"},
+    ),
+    "MAX_RACERS_PER_RACE": ("MaxRacersPerRace", {"race-aggregator"}),
+    "CLAIM_TTL_SECONDS": ("ClaimTtlSeconds", {"api"}),
 }
 
 
@@ -632,6 +653,49 @@ def table_schema() -> list[str]:
     if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
         problems.append("point-in-time recovery is off")
     return problems
+
+
+@check(f"the table expires items by TTL on `{TTL_ATTRIBUTE}` (claims)")
+def table_ttl() -> list[str]:
+    (table,) = of_type("AWS::DynamoDB::Table").values()
+    ttl = table["Properties"].get("TimeToLiveSpecification")
+    expected = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    return [] if ttl == expected else [f"TimeToLiveSpecification {ttl}, expected {expected}"]
+
+
+@check("the clock skew, racers-per-race cap and claim lifetime reach exactly their functions, from their parameters")
+def trust_settings() -> list[str]:
+    problems = []
+    for variable, (parameter, expected) in sorted(TRUST_SETTINGS.items()):
+        if parameter not in SAM.get("Parameters", {}):
+            problems.append(f"no parameter {parameter}")
+        setting = {}
+        for binary, name in six_functions().items():
+            variables = SAM["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+            if variable in variables:
+                setting[binary] = variables[variable]
+        for binary in sorted(expected - set(setting)):
+            problems.append(f"{binary}: {variable} not set")
+        for binary in sorted(set(setting) - expected):
+            problems.append(f"{binary}: sets {variable}, which is not its setting")
+        for binary, value in sorted(setting.items()):
+            if value != {"Ref": parameter}:
+                problems.append(f"{binary}: {variable} is {value}, expected !Ref {parameter}")
+    return problems
+
+
+@check("a setting shared by several functions comes from one parameter in all of them")
+def shared_settings() -> list[str]:
+    sources: dict[str, dict[str, str]] = {}
+    for binary, name in six_functions().items():
+        for variable, value in SAM["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}).items():
+            if isinstance(value, dict) and value.get("Ref") in SAM.get("Parameters", {}):
+                sources.setdefault(variable, {})[binary] = value["Ref"]
+    return [
+        f"{variable} comes from different parameters: {by_function}"
+        for variable, by_function in sorted(sources.items())
+        if len(set(by_function.values())) > 1
+    ]
 
 
 @check("stream triggers report partial batch failures and send exhausted batches to the failure queue")
