@@ -29,31 +29,61 @@ TEMPLATE = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "template.yaml"
 # Actions without resource-level permissions, the only ones that may name Resource "*".
 STAR_RESOURCE_ACTIONS = {"iot:DescribeEndpoint"}
 
-# The unauthenticated (browser) role: exactly these (action, resource) pairs.
+# The unauthenticated (riders') role: exactly these (action, resource) pairs. A rider's identity is
+# its Cognito identity id, which IAM substitutes for this policy variable (written ${!…} in !Sub).
 IOT_ARN = "arn:aws:iot:REGION:ACCOUNT:"
+RIDER_IDENTITY = "${cognito-identity.amazonaws.com:sub}"
+PUBLISH_TOPIC = "alleycat-publish"
+STANDINGS_TOPICS = "alleycat-subscribe/class-*"
+# The claim routes (a rider claims and releases a racer as itself), signed with the rider's
+# credentials and checked by the HTTP API's IAM authorizer; every other route is open.
+CLAIM_PATH = "/racers/{racerId}/claim"
+CLAIM_ROUTES = {("POST", CLAIM_PATH), ("DELETE", CLAIM_PATH)}
+# The headers of a SigV4-signed request from a browser, which CORS preflights must allow.
+SIGV4_HEADERS = {"authorization", "content-type", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"}
+
+
+def invoke_arn(method: str, path: str) -> str:
+    """execute-api ARN of a route of HttpApi, any stage, path parameters as *."""
+    return f"arn:aws:execute-api:REGION:ACCOUNT:<HttpApi>/*/{method}" + re.sub(r"\{[^}]+\}", "*", path)
+
+
 UNAUTHENTICATED_GRANTS = {
-    ("iot:Connect", IOT_ARN + "client/alleycat-*"),
-    ("iot:Publish", IOT_ARN + "topic/alleycat-publish"),
-    ("iot:Subscribe", IOT_ARN + "topicfilter/alleycat-subscribe/*"),
-    ("iot:Receive", IOT_ARN + "topic/alleycat-subscribe/*"),
-}
+    ("iot:Connect", IOT_ARN + "client/" + RIDER_IDENTITY),
+    ("iot:Publish", IOT_ARN + "topic/" + PUBLISH_TOPIC),
+    ("iot:Subscribe", IOT_ARN + "topicfilter/" + STANDINGS_TOPICS),
+    ("iot:Receive", IOT_ARN + "topic/" + STANDINGS_TOPICS),
+} | {("execute-api:Invoke", invoke_arn(method, path)) for method, path in CLAIM_ROUTES}
+
+# The ingest rule: every record published over MQTT carries its publisher's identity. The client
+# id, not principal(): the riders' role pins the client id to the Cognito identity id, while
+# principal() of a SigV4 (WebSocket) connection is the role's id and session name, shared by every
+# guest (docs/deploy.md, "Who may ride as whom").
+INGEST_SQL = f"SELECT *, clientid() AS identityId, timestamp() AS ingestTimestamp FROM '{PUBLISH_TOPIC}'"
 
 # Environment of each function (README, "The functions"; each crate's Config::from_lookup):
 # (required, optional). AWS_REGION is reserved: Lambda sets it and rejects templates that do.
 FUNCTION_ENV = {
     "race-aggregator": (
         {"TABLE_NAME"},
-        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY"},
+        {
+            "RACE_SECONDS",
+            "WINDOW_SECONDS",
+            "RETRY_MAX_ATTEMPTS",
+            "WRITE_CONCURRENCY",
+            "CLOCK_SKEW_SECONDS",
+            "MAX_RACERS_PER_RACE",
+        },
     ),
     "leaderboard-writer": (
         {"TABLE_NAME"},
-        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY"},
+        {"RACE_SECONDS", "WINDOW_SECONDS", "RETRY_MAX_ATTEMPTS", "WRITE_CONCURRENCY", "CLOCK_SKEW_SECONDS"},
     ),
-    "transformer": (set(), {"RACE_SECONDS", "WINDOW_SECONDS"}),
+    "transformer": (set(), {"RACE_SECONDS", "WINDOW_SECONDS", "CLOCK_SKEW_SECONDS"}),
     "publisher": ({"IOT_ENDPOINT"}, set()),
     "history-merger": (
         {"DELIVERY_BUCKET", "HISTORY_BUCKET", "TABLE_NAME"},
-        {"HISTORY_TOP_K", "MERGE_CONCURRENCY", "RACE_SECONDS", "WINDOW_SECONDS"},
+        {"HISTORY_TOP_K", "MERGE_CONCURRENCY", "RACE_SECONDS", "WINDOW_SECONDS", "CLOCK_SKEW_SECONDS"},
     ),
     "api": (
         {"TABLE_NAME", "HISTORY_BUCKET", "IOT_ENDPOINT", "IDENTITY_POOL_ID"},
@@ -64,8 +94,22 @@ FUNCTION_ENV = {
             "HISTORY_TOP_K",
             "RACE_SECONDS",
             "WINDOW_SECONDS",
+            "CLAIM_TTL_SECONDS",
         },
     ),
+}
+
+# The table's TTL attribute: only claims carry it (epoch seconds of their expiry).
+TTL_ATTRIBUTE = "ttl"
+
+# Settings of the trust rules (plausibility, claims): variable -> (parameter, functions set from it).
+TRUST_SETTINGS = {
+    "CLOCK_SKEW_SECONDS": (
+        "ClockSkewSeconds",
+        {"race-aggregator", "leaderboard-writer", "transformer", "history-merger"},
+    ),
+    "MAX_RACERS_PER_RACE": ("MaxRacersPerRace", {"race-aggregator"}),
+    "CLAIM_TTL_SECONDS": ("ClaimTtlSeconds", {"api"}),
 }
 
 
@@ -144,7 +188,8 @@ def render(value: Any) -> str:
                     return PSEUDO[name]
                 return f"<{name}>"
 
-            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+            # ${!Name} is Fn::Sub's escape for a literal ${Name} (an IAM policy variable, say).
+            return re.sub(r"\$\{([^}!]+)\}", substitute, text).replace("${!", "${")
         return f"<{fn}>"
     return f"<{type(value).__name__}>"
 
@@ -250,25 +295,46 @@ def own_roles() -> list[str]:
     return problems
 
 
-@check("the unauthenticated role may only connect as alleycat-*, publish alleycat-publish, "
-       "subscribe to and receive alleycat-subscribe/*")
-def unauthenticated_role() -> list[str]:
-    problems = []
+def unauthenticated_role() -> tuple[str, dict, list[str]]:
+    """(logical id, properties, problems) of the identity pool's one role, the riders' role."""
     attachments = of_type("AWS::Cognito::IdentityPoolRoleAttachment")
     if len(attachments) != 1:
-        return [f"expected one identity pool role attachment, found {len(attachments)}"]
+        raise ValueError(f"expected one identity pool role attachment, found {len(attachments)}")
     roles = next(iter(attachments.values()))["Properties"].get("Roles", {})
+    problems = []
     if set(roles) != {"unauthenticated"}:
         problems.append(f"identity pool roles {sorted(roles)}: only 'unauthenticated' is expected")
     role_name = render(roles.get("unauthenticated")).strip("<>").split(".")[0]
     role = RESOURCES.get(role_name)
-    if not role:
-        return problems + [f"unauthenticated role {role_name} not found"]
-    props = role["Properties"]
+    if not role or role.get("Type") != "AWS::IAM::Role":
+        raise ValueError(f"unauthenticated role {role_name} not found")
+    return role_name, role["Properties"], problems
+
+
+def rider_statements() -> list[dict]:
+    """Every statement of the riders' role's policies."""
+    _, props, _ = unauthenticated_role()
+    return [s for policy in props.get("Policies", []) for s in statements(policy["PolicyDocument"])]
+
+
+def rider_grants(action: str | None = None) -> set[tuple[str, str]]:
+    """(action, rendered resource) of every Allow of the riders' role (of one action, if given)."""
+    return {
+        (a, render(resource))
+        for statement in rider_statements()
+        if statement.get("Effect") == "Allow"
+        for a in as_list(statement.get("Action", []))
+        for resource in as_list(statement.get("Resource", []))
+        if action is None or a == action
+    }
+
+
+@check("only this pool's unauthenticated identities assume the riders' role, which has no managed policies")
+def unauthenticated_trust() -> list[str]:
+    role_name, props, problems = unauthenticated_role()
     if props.get("ManagedPolicyArns"):
         problems.append(f"{role_name}: managed policies")
-    trust = statements(props["AssumeRolePolicyDocument"])
-    for statement in trust:
+    for statement in statements(props["AssumeRolePolicyDocument"]):
         condition = statement.get("Condition", {})
         aud = condition.get("StringEquals", {}).get("cognito-identity.amazonaws.com:aud")
         amr = condition.get("ForAnyValue:StringLike", {}).get("cognito-identity.amazonaws.com:amr")
@@ -278,23 +344,184 @@ def unauthenticated_role() -> list[str]:
             problems.append(f"{role_name}: trust action {statement.get('Action')}")
         if render(aud) != "<IdentityPool>" or amr != "unauthenticated":
             problems.append(f"{role_name}: trust not limited to this pool's unauthenticated identities")
-    grants = set()
-    for policy in props.get("Policies", []):
-        for statement in statements(policy["PolicyDocument"]):
-            if statement.get("Effect") != "Allow":
-                continue
-            for action in as_list(statement.get("Action", [])):
-                for resource in as_list(statement.get("Resource", [])):
-                    grants.add((action, render(resource)))
-    for extra in sorted(grants - UNAUTHENTICATED_GRANTS):
-        problems.append(f"{role_name}: unexpected grant {extra}")
-    for missing in sorted(UNAUTHENTICATED_GRANTS - grants):
-        problems.append(f"{role_name}: missing grant {missing}")
     # Nothing else may be assumed by Cognito identities.
     for name, other in of_type("AWS::IAM::Role").items():
         if name != role_name and "cognito-identity" in json.dumps(other["Properties"].get("AssumeRolePolicyDocument")):
             problems.append(f"{name}: another role trusts Cognito identities")
     return problems
+
+
+@check("a rider may connect to IoT only with its own Cognito identity id as client id")
+def rider_connect() -> list[str]:
+    expected = {("iot:Connect", IOT_ARN + "client/" + RIDER_IDENTITY)}
+    found = rider_grants("iot:Connect")
+    return [f"iot:Connect on {r!r}, expected only client/{RIDER_IDENTITY}" for _, r in sorted(found - expected)] + [
+        f"no iot:Connect on client/{RIDER_IDENTITY}" for _ in expected - found
+    ]
+
+
+@check(f"a rider may publish only to {PUBLISH_TOPIC}, and never a retained message")
+def rider_publish() -> list[str]:
+    expected = {("iot:Publish", IOT_ARN + "topic/" + PUBLISH_TOPIC)}
+    found = rider_grants("iot:Publish")
+    problems = [f"iot:Publish on {r!r}" for _, r in sorted(found - expected)]
+    problems += [f"no iot:Publish on topic/{PUBLISH_TOPIC}" for _ in expected - found]
+    problems += [f"allows {a} on {r!r}" for a, r in sorted(rider_grants("iot:RetainPublish"))]
+    return problems
+
+
+@check(f"a rider may subscribe to and receive only {STANDINGS_TOPICS}")
+def rider_subscribe() -> list[str]:
+    expected = {
+        ("iot:Subscribe", IOT_ARN + "topicfilter/" + STANDINGS_TOPICS),
+        ("iot:Receive", IOT_ARN + "topic/" + STANDINGS_TOPICS),
+    }
+    found = rider_grants("iot:Subscribe") | rider_grants("iot:Receive")
+    return [f"{a} on {r!r}" for a, r in sorted(found - expected)] + [
+        f"missing {a} on {r!r}" for a, r in sorted(expected - found)
+    ]
+
+
+@check("the riders' role allows exactly its grants, each a named action (no wildcard, NotAction or NotResource)")
+def rider_grants_exact() -> list[str]:
+    problems = []
+    for statement in rider_statements():
+        if "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"NotAction/NotResource in {statement}")
+        for action in as_list(statement.get("Action", [])):
+            if not isinstance(action, str) or "*" in action or "?" in action:
+                problems.append(f"wildcard action {action!r}")
+    found = rider_grants()
+    for extra in sorted(found - UNAUTHENTICATED_GRANTS):
+        problems.append(f"unexpected grant {extra}")
+    for missing in sorted(UNAUTHENTICATED_GRANTS - found):
+        problems.append(f"missing grant {missing}")
+    return problems
+
+
+@check("the IoT rule stamps every MQTT record with its publisher's identity (identityId = client id)")
+def ingest_rule_identity() -> list[str]:
+    rules = of_type("AWS::IoT::TopicRule")
+    if len(rules) != 1:
+        return [f"expected one IoT rule, found {len(rules)}"]
+    (name, rule), = rules.items()
+    payload = rule["Properties"]["TopicRulePayload"]
+    problems = []
+    sql = " ".join(payload.get("Sql", "").split())
+    if sql != INGEST_SQL:
+        problems.append(f"{name}: SQL {sql!r}, expected {INGEST_SQL!r}")
+    if payload.get("AwsIotSqlVersion") != "2016-03-23":
+        problems.append(f"{name}: SQL version {payload.get('AwsIotSqlVersion')}")
+    return problems
+
+
+def http_routes() -> dict[tuple[str, str], list]:
+    """(METHOD, path) -> security requirements of every route of the one HTTP API, read from the
+    OpenAPI body SAM generates."""
+    apis = of_type("AWS::ApiGatewayV2::Api")
+    if len(apis) != 1:
+        raise ValueError(f"expected one HTTP API, found {len(apis)}")
+    body = next(iter(apis.values()))["Properties"]["Body"]
+    return {
+        (method.upper(), path): operation.get("security", [])
+        for path, operations in body.get("paths", {}).items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict)
+    }
+
+
+@check("the claim routes are signed: POST and DELETE /racers/{racerId}/claim use the IAM authorizer, "
+       "GET and every other route are open, and riders may invoke exactly the signed routes")
+def claim_routes() -> list[str]:
+    routes = http_routes()
+    problems = []
+    signed = set()
+    for route, security in sorted(routes.items()):
+        schemes = {name for requirement in security for name in requirement}
+        if schemes == {"AWS_IAM"}:
+            signed.add(route)
+        elif schemes:
+            problems.append(f"{route}: authorizers {sorted(schemes)}, expected AWS_IAM or none")
+    for route in sorted(CLAIM_ROUTES - signed):
+        problems.append(f"{route} is not IAM-authorized" if route in routes else f"{route} is not a route")
+    for route in sorted(signed - CLAIM_ROUTES):
+        problems.append(f"{route} is IAM-authorized, but only the claim routes should be")
+    if ("GET", CLAIM_PATH) not in routes:
+        problems.append(f"GET {CLAIM_PATH} is not a route")
+    body = next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+    scheme = body.get("components", {}).get("securitySchemes", {}).get("AWS_IAM", {})
+    if signed and scheme.get("x-amazon-apigateway-authtype") != "awsSigv4":
+        problems.append(f"AWS_IAM security scheme {scheme}, expected x-amazon-apigateway-authtype awsSigv4")
+    invoked = {r for a, r in rider_grants("execute-api:Invoke")}
+    expected = {invoke_arn(method, path) for method, path in signed}
+    for extra in sorted(invoked - expected):
+        problems.append(f"riders may invoke {extra}, which is not an IAM-authorized route")
+    for missing in sorted(expected - invoked):
+        problems.append(f"riders may not invoke {missing}")
+    return problems
+
+
+@check("the API's CORS lets browsers send signed claim requests (POST, DELETE and the SigV4 headers)")
+def claim_cors() -> list[str]:
+    body = next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+    cors = body.get("x-amazon-apigateway-cors", {})
+    problems = []
+    methods = {m.upper() for m in cors.get("allowMethods", [])}
+    for method in sorted({"GET", "POST", "DELETE", "OPTIONS"} - methods):
+        problems.append(f"CORS does not allow {method}")
+    headers = {h.lower() for h in cors.get("allowHeaders", [])}
+    for header in sorted(SIGV4_HEADERS - headers):
+        problems.append(f"CORS does not allow header {header}")
+    if "*" in headers:
+        problems.append("CORS allows every header; name the SigV4 ones")
+    return problems
+
+
+def function_statements(binary: str) -> list[dict]:
+    """Allow statements of the role of the function built from `binary`."""
+    (name,) = [n for b, n in six_functions().items() if b == binary]
+    role = render(RESOURCES[name]["Properties"]["Role"]).strip("<>").split(".")[0]
+    return [
+        s
+        for policy in RESOURCES[role]["Properties"].get("Policies", [])
+        for s in statements(policy["PolicyDocument"])
+        if s.get("Effect") == "Allow"
+    ]
+
+
+def allows(binary: str, action: str, resource: str) -> list[dict]:
+    """The conditions of every statement of the function's role allowing `action` on `resource`."""
+    return [
+        s.get("Condition", {})
+        for s in function_statements(binary)
+        if action in as_list(s.get("Action", [])) and resource in {render(r) for r in as_list(s.get("Resource", []))}
+    ]
+
+
+@check("the api reads claims and writes them only under racer# keys (GetItem; PutItem, DeleteItem)")
+def api_claims() -> list[str]:
+    problems = []
+    if {} not in allows("api", "dynamodb:GetItem", "<Table.Arn>"):
+        problems.append("api may not GetItem on the table")
+    for action in ("dynamodb:PutItem", "dynamodb:DeleteItem"):
+        conditions = allows("api", action, "<Table.Arn>")
+        if not conditions:
+            problems.append(f"api may not {action} on the table")
+        for condition in conditions:
+            keys = condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+            if as_list(keys) != ["racer#*"]:
+                problems.append(f"api's {action} is not limited to racer# partition keys: {condition}")
+    return problems
+
+
+@check("race-aggregator, leaderboard-writer and history-merger may read claims (GetItem, BatchGetItem)")
+def consumers_read_claims() -> list[str]:
+    return [
+        f"{binary} may not {action} on the table"
+        for binary in ("race-aggregator", "leaderboard-writer", "history-merger")
+        for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem")
+        if {} not in allows(binary, action, "<Table.Arn>")
+    ]
 
 
 @check("every bucket blocks public access, is encrypted and denies requests without TLS")
@@ -426,6 +653,49 @@ def table_schema() -> list[str]:
     if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
         problems.append("point-in-time recovery is off")
     return problems
+
+
+@check(f"the table expires items by TTL on `{TTL_ATTRIBUTE}` (claims)")
+def table_ttl() -> list[str]:
+    (table,) = of_type("AWS::DynamoDB::Table").values()
+    ttl = table["Properties"].get("TimeToLiveSpecification")
+    expected = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    return [] if ttl == expected else [f"TimeToLiveSpecification {ttl}, expected {expected}"]
+
+
+@check("the clock skew, racers-per-race cap and claim lifetime reach exactly their functions, from their parameters")
+def trust_settings() -> list[str]:
+    problems = []
+    for variable, (parameter, expected) in sorted(TRUST_SETTINGS.items()):
+        if parameter not in SAM.get("Parameters", {}):
+            problems.append(f"no parameter {parameter}")
+        setting = {}
+        for binary, name in six_functions().items():
+            variables = SAM["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+            if variable in variables:
+                setting[binary] = variables[variable]
+        for binary in sorted(expected - set(setting)):
+            problems.append(f"{binary}: {variable} not set")
+        for binary in sorted(set(setting) - expected):
+            problems.append(f"{binary}: sets {variable}, which is not its setting")
+        for binary, value in sorted(setting.items()):
+            if value != {"Ref": parameter}:
+                problems.append(f"{binary}: {variable} is {value}, expected !Ref {parameter}")
+    return problems
+
+
+@check("a setting shared by several functions comes from one parameter in all of them")
+def shared_settings() -> list[str]:
+    sources: dict[str, dict[str, str]] = {}
+    for binary, name in six_functions().items():
+        for variable, value in SAM["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {}).items():
+            if isinstance(value, dict) and value.get("Ref") in SAM.get("Parameters", {}):
+                sources.setdefault(variable, {})[binary] = value["Ref"]
+    return [
+        f"{variable} comes from different parameters: {by_function}"
+        for variable, by_function in sorted(sources.items())
+        if len(set(by_function.values())) > 1
+    ]
 
 
 @check("stream triggers report partial batch failures and send exhausted batches to the failure queue")
