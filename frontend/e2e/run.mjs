@@ -3,9 +3,14 @@
 //
 // Starts the embedded stack (`alleycat-local`) on free ports with a fresh data directory, serving
 // the built frontend (frontend/dist); opens the app, rides racer 7 of class 2 in the browser while
-// the simulator rides 50 racers (ids 100-149) of the same class and race over MQTT; checks the live
-// screen (messages, connection, "Here now", chart), then the finished race (results and leaderboard
-// against the API), and that an unreachable API shows an error banner instead of a blank page.
+// the simulator rides 50 racers (ids 100-149) of the same class and race over MQTT; checks the
+// page's identity (a local identity from POST /_local/identity, kept in localStorage, used as MQTT
+// client id, username and password) and that racer 7 is claimed (POST /api/racers/7/claim, 200)
+// before the first message goes out; checks the live screen (messages, connection, "Here now",
+// chart), then the finished race (results and leaderboard against the API) and that the claim is
+// kept; that a second browser context (another identity) is told racer 7 is taken and does not
+// ride it, but can pick and ride another racer; and that an unreachable API shows an error banner
+// instead of a blank page.
 //
 // Run through `bash scripts/frontend-test` (which builds everything first), or directly:
 //   cd frontend/e2e && npm ci && node run.mjs
@@ -53,6 +58,9 @@ const WINDOW_SECONDS = 3600;
 /** Riding needs this much of the start window left, so that browser and simulator share a race. */
 const WINDOW_MARGIN_MS = 120_000;
 const MIN_SIMULATED_HERE_NOW = 10;
+/** The racer the second rider picks after being told racer 7 is taken. */
+const OTHER_RACER_ID = 8;
+const TAKEN_MESSAGE = `Racer ${RACER_ID} is already taken by another rider — pick another racer`;
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -242,6 +250,121 @@ async function getJson(url) {
   return JSON.parse(text);
 }
 
+async function getClaim(base, racerId, authorization) {
+  const url = `${base}/api/racers/${racerId}/claim`;
+  const response = await fetch(url, {
+    headers: authorization ? { authorization } : {},
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+// --- What a page sends: claims and MQTT packets ---------------------------------------------------
+
+/** The fields of an MQTT 3.1.1 CONNECT packet (null if `bytes` is not one). */
+function parseMqttConnect(bytes) {
+  if (!Buffer.isBuffer(bytes) || bytes.length < 2 || bytes[0] >> 4 !== 1) return null;
+  // Skip the fixed header's remaining length (a variable-length integer of 1 to 4 bytes).
+  let i = 1;
+  while (bytes[i] & 0x80 && i < 4) i += 1;
+  i += 1;
+  const field = () => {
+    const length = bytes.readUInt16BE(i);
+    const value = bytes.subarray(i + 2, i + 2 + length);
+    i += 2 + length;
+    return value;
+  };
+  const protocol = field().toString('utf8');
+  const level = bytes[i++];
+  const flags = bytes[i++];
+  i += 2; // keep-alive
+  const clientId = field().toString('utf8');
+  if (flags & 0x04) {
+    field(); // will topic
+    field(); // will message
+  }
+  const username = flags & 0x80 ? field().toString('utf8') : null;
+  const password = flags & 0x40 ? field().toString('utf8') : null;
+  return { protocol, level, clientId, username, password };
+}
+
+/**
+ * Watches a page: its claim requests (method, racer, authorization, status, body, when answered)
+ * and the MQTT packets it sends over WebSocket (CONNECTs, and when each PUBLISH went out).
+ */
+function watchPage(page) {
+  // Events are numbered in the order the browser reports them: "answered before the first
+  // PUBLISH" compares these numbers, not clocks.
+  let sequence = 0;
+  const seen = { claims: [], identityRequests: 0, connects: [], publishes: [] };
+  const claimOf = (request) => {
+    const match = /^\/api\/racers\/(\d+)\/claim$/.exec(new URL(request.url()).pathname);
+    return match && request.method() !== 'OPTIONS' ? Number(match[1]) : null;
+  };
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/_local/identity') seen.identityRequests += 1;
+    const racerId = claimOf(request);
+    if (racerId === null) return;
+    seen.claims.push({
+      request,
+      method: request.method(),
+      racerId,
+      authorization: request.headers().authorization ?? null,
+      sentSeq: ++sequence,
+      status: null,
+      answeredSeq: null,
+      body: undefined,
+    });
+  });
+  page.on('response', (response) => {
+    const claim = seen.claims.find((c) => c.request === response.request());
+    if (!claim) return;
+    claim.status = response.status();
+    claim.answeredSeq = ++sequence;
+    response.json().then((body) => (claim.body = body), () => (claim.body = null));
+  });
+  page.on('websocket', (socket) => {
+    socket.on('framesent', ({ payload }) => {
+      if (!Buffer.isBuffer(payload) || payload.length === 0) return;
+      const type = payload[0] >> 4;
+      if (type === 1) seen.connects.push(parseMqttConnect(payload));
+      if (type === 3) seen.publishes.push(++sequence);
+    });
+  });
+  return seen;
+}
+
+/** A claim as a report shows it. */
+const showClaim = ({ request: _request, ...claim }) => claim;
+
+/** Waits for `count` claims of the page to be answered (status and body). */
+async function answeredClaims(seen, count, what) {
+  const s = await poll(what, async () => ({
+    ok: seen.claims.length >= count && seen.claims.every((c) => c.status !== null && c.body !== undefined),
+    claims: seen.claims.map(showClaim),
+  }), { timeoutMs: 15_000 });
+  return s.claims;
+}
+
+/** Browser console errors except the 404s the app expects and `alsoExpected` (url, text) ones. */
+function watchConsole(page, errors, alsoExpected = () => false) {
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    const url = message.location()?.url;
+    if (isExpectedNotFound(message.text(), url) || alsoExpected(url, message.text())) return;
+    errors.push(`console.error: ${message.text()}${url ? ` (${url})` : ''}`);
+  });
+  page.on('pageerror', (error) => errors.push(`page error: ${error.stack || error.message}`));
+}
+
+/** The local identity the page keeps in localStorage for the stack at `base`. */
+async function storedIdentity(page, base) {
+  const text = await page.evaluate((key) => window.localStorage.getItem(key), `alleycat.identity:${base}`);
+  return text === null ? null : JSON.parse(text);
+}
+
 // --- Page probes (run in the browser) -------------------------------------------------------------
 
 /** What the live screen shows now: messages, connection, "Here now", chart, race panel. */
@@ -360,6 +483,7 @@ async function main() {
     log(`Chromium ${browser.version()}`);
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
+    const seen = watchPage(page);
     page.on('console', (message) => {
       const location = message.location();
       const where = location?.url ? ` (${location.url}:${location.lineNumber})` : '';
@@ -385,6 +509,40 @@ async function main() {
         return { ...s, ok: s.state === 'idle' && s.connection === 'connected' };
       }, { timeoutMs: 30_000 });
       return `state ${snapshot.state}, connection ${snapshot.connection}`;
+    });
+
+    let identity;
+    await check('the page has a local identity and connects MQTT as it; a reload keeps it', async () => {
+      const s = await poll('a local identity in localStorage, shown in the footer', async () => {
+        const stored = await storedIdentity(page, base);
+        const shown = await page.evaluate(() => document.querySelector('[data-testid=identity-id]')?.textContent.trim() ?? null);
+        return { ok: stored !== null && shown === stored.identityId, stored, shown };
+      }, { timeoutMs: 10_000 });
+      identity = s.stored;
+      assert(/^local:[0-9a-f]{32}$/.test(identity.identityId), `identityId ${JSON.stringify(identity.identityId)}`);
+      assert(/^[0-9a-f]{64}$/.test(identity.token), 'the token is not 64 hex digits');
+      assert(seen.identityRequests === 1, `${seen.identityRequests} requests to /_local/identity`);
+      const connects = seen.connects;
+      assert(connects.length >= 1, 'no MQTT CONNECT seen on the page\'s WebSocket');
+      for (const c of connects) {
+        assert(c && c.protocol === 'MQTT' && c.level === 4, `CONNECT ${JSON.stringify(c)} is not MQTT 3.1.1`);
+        assert(c.clientId === identity.identityId && c.username === identity.identityId && c.password === identity.token,
+          `CONNECT client id ${JSON.stringify(c.clientId)}, username ${JSON.stringify(c.username)}, password ${c.password === identity.token ? 'the token' : 'not the token'}; expected the identity ${identity.identityId} and its token`);
+      }
+      // A reload: the same identity (no new one asked for), connected again.
+      await page.reload({ waitUntil: 'load', timeout: 30_000 });
+      await poll('connection-state "connected" after the reload', async () => {
+        const connection = await page.evaluate(() => document.querySelector('[data-testid=connection-state]')?.textContent.trim());
+        return { ok: connection === 'connected', connection };
+      }, { timeoutMs: 30_000 });
+      const again = await storedIdentity(page, base);
+      assert(again?.identityId === identity.identityId && again?.token === identity.token,
+        `after a reload the identity is ${JSON.stringify(again?.identityId)}, was ${identity.identityId}`);
+      assert(seen.identityRequests === 1, `a reload asked for a new identity (${seen.identityRequests} requests to /_local/identity)`);
+      const last = seen.connects.at(-1);
+      assert(seen.connects.length > connects.length && last?.clientId === identity.identityId,
+        `after the reload the page connected as ${JSON.stringify(last?.clientId)}`);
+      return `${identity.identityId}, MQTT client id = username = identity id, password = token (${seen.connects.length} CONNECTs); kept across a reload`;
     });
 
     await check('class and racer selects offer classes 1-6 and racers 1-100', async () => {
@@ -451,9 +609,37 @@ async function main() {
         if (state === 'finished') return { state, disabled: null };
         return false;
       }, null, { timeout: 10_000, polling: 'raf' });
-      const seen = await handle.jsonValue();
-      assert(seen.state === 'racing', `the race panel went to "${seen.state}" without showing "racing"`);
-      assert(seen.disabled, 'start-race is enabled while racing');
+      const shown = await handle.jsonValue();
+      assert(shown.state === 'racing', `the race panel went to "${shown.state}" without showing "racing"`);
+      assert(shown.disabled, 'start-race is enabled while racing');
+    });
+
+    let claimExpiresAt;
+    await check(`racer ${RACER_ID} is claimed (POST /api/racers/${RACER_ID}/claim, 200) before the first message`, async () => {
+      const claims = await answeredClaims(seen, 1, `the claim of racer ${RACER_ID} to be answered`);
+      assert(claims.length === 1, `${claims.length} claim requests: ${JSON.stringify(claims)}`);
+      const [claim] = claims;
+      assert(claim.method === 'POST' && claim.racerId === RACER_ID, `the claim was ${claim.method} of racer ${claim.racerId}`);
+      assert(claim.authorization === `Alleycat ${identity.identityId}:${identity.token}`,
+        `the claim's Authorization is ${JSON.stringify(claim.authorization?.slice(0, 60))}…, not the page's identity`);
+      assert(claim.status === 200, `the claim answered ${claim.status} ${JSON.stringify(claim.body)}`);
+      const body = claim.body ?? {};
+      assert(body.racerId === RACER_ID && body.identityId === identity.identityId,
+        `the claim's answer ${JSON.stringify(body)} is not racer ${RACER_ID} held by ${identity.identityId}`);
+      assert(Number.isFinite(body.expiresAt) && body.expiresAt > Date.now() + 23 * 3600_000,
+        `the claim expires at ${body.expiresAt}, not about a day from now`);
+      claimExpiresAt = body.expiresAt;
+      await poll('a PUBLISH on the page\'s WebSocket', async () => ({ ok: seen.publishes.length > 0 }), { timeoutMs: 10_000 });
+      const early = seen.publishes.filter((at) => at < claim.answeredSeq);
+      assert(early.length === 0, `${early.length} PUBLISH packet(s) went out before the claim was answered`);
+      const anonymous = await getClaim(base, RACER_ID);
+      assert(anonymous.held === true && anonymous.mine === false,
+        `GET /api/racers/${RACER_ID}/claim without an identity says ${JSON.stringify(anonymous)}`);
+      const mine = await getClaim(base, RACER_ID, claim.authorization);
+      assert(mine.held === true && mine.mine === true && mine.expiresAt === body.expiresAt,
+        `GET /api/racers/${RACER_ID}/claim as the page says ${JSON.stringify(mine)}`);
+      return `held by ${identity.identityId} until ${new Date(body.expiresAt).toISOString()}; ` +
+        `${seen.publishes.length} PUBLISH packets so far, all after the claim's answer`;
     });
 
     await check('race-id shows the current race', async () => {
@@ -570,12 +756,102 @@ async function main() {
         `all ${s.rows.results} result rows and ${s.rows.leaderboard} leaderboard rows equal the API; finished.png`;
     });
 
+    await check(`the claim of racer ${RACER_ID} is kept after the ride`, async () => {
+      const released = seen.claims.filter((c) => c.method !== 'POST');
+      assert(released.length === 0, `the page sent ${released.map((c) => `${c.method} racer ${c.racerId}`).join(', ')}`);
+      const mine = await getClaim(base, RACER_ID, `Alleycat ${identity.identityId}:${identity.token}`);
+      assert(mine.held === true && mine.mine === true && mine.expiresAt >= claimExpiresAt,
+        `GET /api/racers/${RACER_ID}/claim as the page says ${JSON.stringify(mine)}`);
+      return `held, expires ${new Date(mine.expiresAt).toISOString()}`;
+    });
+
     await check('no console errors or page errors', async () => {
       assert(consoleErrors.length === 0, `${consoleErrors.length} error(s):\n  ${consoleErrors.join('\n  ')}`);
       return expectedNotFound.length
         ? `not counted: ${expectedNotFound.length} expected 404(s) of data that does not exist yet (${[...new Set(expectedNotFound.map((u) => new URL(u).pathname))].join(', ')})`
         : undefined;
     });
+
+    // A second rider: another browser context is another localStorage, so another identity.
+    const riderContext = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    try {
+      const rider = await riderContext.newPage();
+      const riderSeen = watchPage(rider);
+      const riderErrors = [];
+      // Chromium logs the 409 of the refused claim as a failed load: expected here.
+      watchConsole(rider, riderErrors, (url, text) =>
+        /status of 409\b/.test(text) && url !== undefined && new URL(url).pathname === `/api/racers/${RACER_ID}/claim`);
+      let riderIdentity;
+
+      await check(`a second rider (another identity) is told racer ${RACER_ID} is taken and does not ride it`, async () => {
+        const response = await rider.goto(url, { waitUntil: 'load', timeout: 30_000 });
+        assert(response && response.ok(), `GET ${url}: ${response?.status()}`);
+        const ready = await poll('the second page idle, connected, with its identity', async () => {
+          const snap = await rider.evaluate(liveSnapshot, probeArgs);
+          const stored = await storedIdentity(rider, base);
+          return { ok: snap.state === 'idle' && snap.connection === 'connected' && stored !== null, state: snap.state, connection: snap.connection, stored };
+        }, { timeoutMs: 30_000 });
+        riderIdentity = ready.stored;
+        assert(riderIdentity.identityId !== identity.identityId, `the second context has the first's identity ${identity.identityId}`);
+        await rider.locator('[data-testid=class-select]').selectOption(String(CLASS_ID), { timeout: 10_000 });
+        await rider.locator('[data-testid=racer-select]').selectOption(String(RACER_ID), { timeout: 10_000 });
+        await poll('the second page connected after the selection', async () => {
+          const connection = await rider.evaluate(() => document.querySelector('[data-testid=connection-state]')?.textContent.trim());
+          return { ok: connection === 'connected', connection };
+        }, { timeoutMs: 20_000 });
+        await rider.locator('[data-testid=start-race]').click({ timeout: 10_000 });
+        await rider.locator('[data-testid=claim-error]').waitFor({ state: 'visible', timeout: 15_000 });
+        const claims = await answeredClaims(riderSeen, 1, `the second rider's claim of racer ${RACER_ID} to be answered`);
+        assert(claims.length === 1 && claims[0].method === 'POST' && claims[0].racerId === RACER_ID && claims[0].status === 409,
+          `the second rider's claims: ${JSON.stringify(claims)}`);
+        assert(claims[0].authorization === `Alleycat ${riderIdentity.identityId}:${riderIdentity.token}`,
+          'the second rider claimed with another identity than its own');
+        // Long enough for a ride at ×20 to have sent tens of messages, had it started.
+        await sleep(2000);
+        const shown = await rider.evaluate(() => {
+          const q = (sel) => document.querySelector(`[data-testid=${sel}]`);
+          return {
+            message: q('claim-error')?.textContent.trim() ?? null,
+            reason: q('claim-error')?.getAttribute('data-reason') ?? null,
+            state: q('race-panel')?.getAttribute('data-state') ?? null,
+            raceId: q('race-id')?.textContent.trim() ?? null,
+            sentRows: document.querySelectorAll('[data-testid=message-row][data-direction=sent]').length,
+            racerSelectEnabled: q('racer-select')?.disabled === false,
+            classSelectEnabled: q('class-select')?.disabled === false,
+            startEnabled: q('start-race')?.disabled === false,
+          };
+        });
+        assert(shown.message === TAKEN_MESSAGE, `claim-error says ${JSON.stringify(shown.message)}, expected ${JSON.stringify(TAKEN_MESSAGE)}`);
+        assert(shown.reason === 'taken', `claim-error data-reason=${shown.reason}`);
+        assert(shown.state === 'idle' && shown.raceId === '', `the race panel is ${shown.state}, race-id ${JSON.stringify(shown.raceId)}`);
+        assert(riderSeen.publishes.length === 0 && shown.sentRows === 0,
+          `the second rider sent ${riderSeen.publishes.length} PUBLISH packets (${shown.sentRows} sent rows)`);
+        assert(shown.racerSelectEnabled && shown.classSelectEnabled && shown.startEnabled,
+          `the rider cannot pick again: ${JSON.stringify(shown)}`);
+        const theirs = await getClaim(base, RACER_ID, claims[0].authorization);
+        assert(theirs.held === true && theirs.mine === false, `GET /api/racers/${RACER_ID}/claim as the second rider says ${JSON.stringify(theirs)}`);
+        await rider.screenshot({ path: join(ARTIFACTS, 'taken.png'), fullPage: true });
+        return `"${shown.message}", state ${shown.state}, no PUBLISH; taken.png`;
+      });
+
+      await check(`the second rider picks racer ${OTHER_RACER_ID} instead, claims and rides it`, async () => {
+        await rider.locator('[data-testid=racer-select]').selectOption(String(OTHER_RACER_ID), { timeout: 10_000 });
+        await rider.locator('[data-testid=claim-error]').waitFor({ state: 'detached', timeout: 5_000 });
+        await rider.locator('[data-testid=start-race]').click({ timeout: 10_000 });
+        await rider.waitForSelector('[data-testid=race-panel][data-state=racing], [data-testid=race-panel][data-state=finished]', { state: 'attached', timeout: 15_000 });
+        const claims = await answeredClaims(riderSeen, 2, `the second rider's claim of racer ${OTHER_RACER_ID} to be answered`);
+        const claim = claims[1];
+        assert(claim.racerId === OTHER_RACER_ID && claim.status === 200 && claim.body?.identityId === riderIdentity.identityId,
+          `the claim of racer ${OTHER_RACER_ID}: ${JSON.stringify(claim)}`);
+        await poll('a PUBLISH from the second rider', async () => ({ ok: riderSeen.publishes.length > 0 }), { timeoutMs: 10_000 });
+        const early = riderSeen.publishes.filter((at) => at < claim.answeredSeq);
+        assert(early.length === 0, `${early.length} PUBLISH packet(s) went out before the claim was answered`);
+        assert(riderErrors.length === 0, `the second page logged ${riderErrors.length} error(s):\n  ${riderErrors.join('\n  ')}`);
+        return `racer ${OTHER_RACER_ID} held by ${riderIdentity.identityId}, ${riderSeen.publishes.length} PUBLISH packets after the claim`;
+      });
+    } finally {
+      await riderContext.close().catch(() => {});
+    }
 
     // An unreachable API: an error banner, not a blank page. Its console errors (the failed
     // fetches) are expected and not counted.

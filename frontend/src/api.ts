@@ -24,19 +24,32 @@ export class ApiError extends Error {
   }
 }
 
-/** The `error` of an `{"error": …}` body, else a short piece of the body, else the status text. */
-async function reasonOf(response: Response): Promise<string> {
+/**
+ * The `error` of an `{"error": …}` body (the API's), or the `message` of a `{"message": …}` body
+ * (API Gateway's own, e.g. `Forbidden`), else a short piece of the body, else the status text.
+ */
+export async function reasonOf(response: Response): Promise<string> {
   const text = await response.text().catch(() => '');
   try {
     const body = JSON.parse(text) as unknown;
-    if (typeof body === 'object' && body !== null && 'error' in body) {
-      const error = (body as { error: unknown }).error;
+    if (typeof body === 'object' && body !== null) {
+      const { error, message } = body as { error?: unknown; message?: unknown };
       if (typeof error === 'string') return error;
+      if (typeof message === 'string') return message;
     }
   } catch {
     // not JSON
   }
   return text.trim().slice(0, 200) || response.statusText || 'no reason given';
+}
+
+/** The JSON body of a response, or an ApiError saying it is not JSON. */
+export async function jsonOf<T>(what: string, response: Response): Promise<T> {
+  try {
+    return (await response.json()) as T;
+  } catch {
+    throw new ApiError(what, response.status, 'the answer is not JSON');
+  }
 }
 
 export class Api {
@@ -50,19 +63,21 @@ export class Api {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) params.set(key, String(value));
     const qs = params.toString();
-    const url = `${this.base}${path}${qs ? `?${qs}` : ''}`;
-    let response: Response;
-    try {
-      response = await this.fetchImpl(url, { headers: { accept: 'application/json' } });
-    } catch (error) {
-      throw new ApiError(what, null, `network error (${(error as Error).message || 'unreachable'})`);
-    }
+    const response = await this.send(what, 'GET', `${this.base}${path}${qs ? `?${qs}` : ''}`);
     if (response.status === 404 && notFound !== undefined) return notFound;
     if (!response.ok) throw new ApiError(what, response.status, await reasonOf(response));
+    return jsonOf<T>(what, response);
+  }
+
+  /**
+   * Sends a request without a body to `url` with `headers` (and `accept: application/json`);
+   * a network failure becomes an ApiError, any HTTP answer is returned as is.
+   */
+  async send(what: string, method: string, url: string, headers: Record<string, string> = {}): Promise<Response> {
     try {
-      return (await response.json()) as T;
-    } catch {
-      throw new ApiError(what, response.status, 'the answer is not JSON');
+      return await this.fetchImpl(url, { method, headers: { accept: 'application/json', ...headers } });
+    } catch (error) {
+      throw new ApiError(what, null, `network error (${(error as Error).message || 'unreachable'})`);
     }
   }
 

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { IClientOptions } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { BACKOFF_MAX_MS, MqttConnection, StaticUrl, backoffDelay, type ClientLike, type ConnectionState } from './mqtt';
 
@@ -197,5 +198,40 @@ describe('MqttConnection', () => {
     expect(h.connection.state).toBe('offline');
     h.client.down();
     expect(h.timers).toHaveLength(0);
+  });
+});
+
+describe('MqttConnection identity', () => {
+  async function connectWith(identity: { clientId: string; username?: string; password?: string }) {
+    const seen: IClientOptions[] = [];
+    const connection = new MqttConnection(
+      new StaticUrl('ws://127.0.0.1:9001/mqtt'),
+      { onState: () => undefined, onMessage: () => undefined },
+      {
+        ...identity,
+        connect: (_url, options) => {
+          seen.push(options);
+          return new FakeClient() as unknown as ClientLike;
+        },
+      },
+    );
+    await connection.start();
+    connection.end();
+    expect(seen).toHaveLength(1);
+    return seen[0]!;
+  }
+
+  it('connects locally with client id = username = identity id and password = token', async () => {
+    const options = await connectWith({ clientId: 'local:0a1b', username: 'local:0a1b', password: 'c0ffee' });
+    expect(options.clientId).toBe('local:0a1b');
+    expect(options.username).toBe('local:0a1b');
+    expect(options.password).toBe('c0ffee');
+  });
+
+  it('connects on AWS with client id = identity id, without username or password', async () => {
+    const options = await connectWith({ clientId: 'eu-west-1:5a0c7e3e-8d2b-4a55-9d4c-0123456789ab' });
+    expect(options.clientId).toBe('eu-west-1:5a0c7e3e-8d2b-4a55-9d4c-0123456789ab');
+    expect(options).not.toHaveProperty('username');
+    expect(options).not.toHaveProperty('password');
   });
 });

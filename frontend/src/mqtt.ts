@@ -61,7 +61,11 @@ export interface ConnectionHandlers {
 }
 
 export interface ConnectionOptions {
+  /** The client id; on AWS exactly the Cognito identity id, locally the local identity id. */
   clientId: string;
+  /** The embedded stack's identity: username = identity id, password = token. None on AWS. */
+  username?: string;
+  password?: string;
   connect?: ConnectFn;
   timers?: Timers;
   random?: () => number;
@@ -112,6 +116,8 @@ export class MqttConnection {
     if (this.ended) return;
     const client = this.connectFn(this.source.current(), {
       clientId: this.options.clientId,
+      ...(this.options.username === undefined ? {} : { username: this.options.username }),
+      ...(this.options.password === undefined ? {} : { password: this.options.password }),
       protocolVersion: 4,
       clean: true,
       keepalive: 30,

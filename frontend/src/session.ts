@@ -3,14 +3,23 @@
 // logic they rely on (messages, output, placement, history, signing) lives in the plain modules.
 
 import { markRaw, reactive } from 'vue';
-import { Api, ApiError } from './api';
+import { Api, ApiError, type Fetch } from './api';
+import { claimRacer, type ClaimView } from './claim';
 import { apiBaseUrl, classTopic, localMqttUrl, speedFactor } from './config';
 import { emptyHistory, fetchHistory, type ClassHistory } from './history';
+import {
+  browserStorage,
+  forgetLocalIdentity,
+  loadLocalIdentity,
+  localRider,
+  type KeyValueStore,
+  type RiderIdentity,
+} from './identity';
 import { MessageLog, type LoggedMessage } from './messages';
-import { MqttConnection, StaticUrl, type ConnectionState, type UrlSource } from './mqtt';
+import { MqttConnection, StaticUrl, type ConnectFn, type ConnectionState, type UrlSource } from './mqtt';
 import { beatsRecord, placeInTopK, rankStandings, recordAt, type Entry, type Placement } from './ranking';
 import { parseRealtime } from './realtime';
-import { RaceRun, RideGenerator, raceIdAt, uuid, type RaceTick } from './ride';
+import { RaceRun, RideGenerator, raceIdAt, type RaceTick } from './ride';
 import { racerName } from './roster';
 import type { ClientConfig, LeaderboardEntry, RaceSummary, RankedOutput } from './types';
 
@@ -21,6 +30,12 @@ export interface HereNowRow {
   output: number;
   /** The output's text exactly as the realtime message carried it. */
   raw: string;
+}
+
+/** Why the last claim did not let the rider ride: another rider holds the racer, or it failed. */
+export interface ClaimProblem {
+  kind: 'taken' | 'failed';
+  message: string;
 }
 
 export interface PageError {
@@ -45,9 +60,21 @@ function describe(error: unknown): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function createSession(location: Location, envApiUrl: string | undefined) {
+/** What the session talks to; the browser's own unless a test gives fakes. */
+export interface SessionDeps {
+  fetch?: Fetch;
+  storage?: KeyValueStore;
+  mqttConnect?: ConnectFn;
+}
+
+export function createSession(
+  location: Pick<Location, 'search' | 'origin'>,
+  envApiUrl: string | undefined,
+  deps: SessionDeps = {},
+) {
   const apiBase = apiBaseUrl(location.search, envApiUrl, location.origin);
-  const api = new Api(apiBase);
+  const api = new Api(apiBase, deps.fetch);
+  const storage = (): KeyValueStore => deps.storage ?? browserStorage();
   const speed = speedFactor(location.search);
   const log = new MessageLog();
 
@@ -57,6 +84,13 @@ export function createSession(location: Location, envApiUrl: string | undefined)
     config: null as ClientConfig | null,
     configLoading: true,
     connection: 'offline' as ConnectionState,
+    /** This page's identity (the Cognito identity id on AWS, `local:…` on the embedded stack). */
+    identityId: null as string | null,
+    /** A claim request is under way (the race starts when it succeeds). */
+    claiming: false,
+    /** The latest successful claim. */
+    claim: null as ClaimView | null,
+    claimProblem: null as ClaimProblem | null,
     racerId: 1,
     classId: 1,
     phase: 'idle' as Phase,
@@ -92,6 +126,7 @@ export function createSession(location: Location, envApiUrl: string | undefined)
   });
 
   let connection: MqttConnection | null = null;
+  let rider: RiderIdentity | null = null;
   let run: RaceRun | null = null;
   let ride = new RideGenerator();
   /** Latest standings per race of the selected class, from realtime messages. */
@@ -187,20 +222,44 @@ export function createSession(location: Location, envApiUrl: string | undefined)
     void loadClass();
   }
 
+  /**
+   * The page's identity and the MQTT connection made with it: on AWS the Cognito identity (client
+   * id = identity id, presigned URL), on the embedded stack the stored or a new local identity
+   * (client id = username = identity id, password = token).
+   */
   async function connect(config: ClientConfig): Promise<void> {
     connection?.end();
+    connection = null;
+    rider = null;
+    state.identityId = null;
     let source: UrlSource;
     if (config.platform === 'aws') {
+      let aws: typeof import('./aws');
       try {
-        const { CognitoIotUrl } = await import('./aws');
-        source = new CognitoIotUrl(config);
+        aws = await import('./aws');
       } catch (error) {
-        setError('mqtt', new Error(`Loading the AWS connection code failed: ${describe(error)}`));
+        setError('identity', new Error(`Loading the AWS connection code failed: ${describe(error)}`));
         return;
       }
+      const guest = new aws.CognitoGuest(config);
+      try {
+        rider = await aws.cognitoRider(guest, config.region);
+      } catch (error) {
+        setError('identity', new Error(`Getting a Cognito identity failed: ${describe(error)}`));
+        return;
+      }
+      source = new aws.CognitoIotUrl(config, guest);
     } else {
+      try {
+        rider = localRider(await loadLocalIdentity(api, storage()));
+      } catch (error) {
+        setError('identity', error);
+        return;
+      }
       source = new StaticUrl(localMqttUrl(config.mqttEndpoint, apiBase));
     }
+    setError('identity', null);
+    state.identityId = rider.identityId;
     connection = new MqttConnection(
       source,
       {
@@ -211,7 +270,7 @@ export function createSession(location: Location, envApiUrl: string | undefined)
         onMessage,
         onError: (message) => (state.connectionNote = message),
       },
-      { clientId: `alleycat-web-${uuid().slice(0, 13)}` },
+      { ...rider.mqtt, connect: deps.mqttConnect },
     );
     connection.setTopic(classTopic(config, state.classId));
     try {
@@ -219,6 +278,40 @@ export function createSession(location: Location, envApiUrl: string | undefined)
       setError('mqtt', null);
     } catch (error) {
       setError('mqtt', new Error(`Connecting to the live standings failed: ${describe(error)}`));
+    }
+  }
+
+  /**
+   * Claims `racerId` for this page's identity. True on success; otherwise the reason is shown in
+   * the race panel (another rider holds it, or what failed) and the rider does not ride.
+   */
+  async function claim(racerId: number): Promise<boolean> {
+    state.claimProblem = null;
+    if (rider === null) {
+      state.claimProblem = {
+        kind: 'failed',
+        message: `Claiming racer ${racerId} failed: this page has no identity yet (see the error above)`,
+      };
+      return false;
+    }
+    state.claiming = true;
+    try {
+      const outcome = await claimRacer(api, rider, racerId);
+      if (outcome.kind === 'taken') {
+        state.claimProblem = { kind: 'taken', message: outcome.message };
+        return false;
+      }
+      state.claim = outcome.claim;
+      return true;
+    } catch (error) {
+      // The stack no longer knows the stored identity (started afresh): the next load gets a new one.
+      if (error instanceof ApiError && error.status === 403 && state.config?.platform === 'local') {
+        forgetLocalIdentity(apiBase, storage());
+      }
+      state.claimProblem = { kind: 'failed', message: describe(error) };
+      return false;
+    } finally {
+      state.claiming = false;
     }
   }
 
@@ -310,7 +403,7 @@ export function createSession(location: Location, envApiUrl: string | undefined)
   }
 
   function selectClass(classId: number): void {
-    if (state.phase === 'racing' || classId === state.classId) return;
+    if (state.phase === 'racing' || state.claiming || classId === state.classId) return;
     state.classId = classId;
     state.phase = 'idle';
     state.raceId = null;
@@ -331,8 +424,9 @@ export function createSession(location: Location, envApiUrl: string | undefined)
   }
 
   function selectRacer(racerId: number): void {
-    if (state.phase === 'racing' || racerId === state.racerId) return;
+    if (state.phase === 'racing' || state.claiming || racerId === state.racerId) return;
     state.racerId = racerId;
+    state.claimProblem = null;
     state.phase = 'idle';
     state.raceId = null;
     state.second = 0;
@@ -372,7 +466,10 @@ export function createSession(location: Location, envApiUrl: string | undefined)
 
   async function startRace(): Promise<void> {
     const config = state.config;
-    if (config === null || state.phase === 'racing') return;
+    if (config === null || state.phase === 'racing' || state.claiming) return;
+    // The backend takes this page's records of the racer only while it holds the racer's claim:
+    // claim (or renew) it first, and ride only if that succeeded. The claim is kept afterwards.
+    if (!(await claim(state.racerId))) return;
     state.phase = 'racing';
     state.second = 0;
     state.liveOutput = null;
@@ -397,8 +494,8 @@ export function createSession(location: Location, envApiUrl: string | undefined)
       },
       {
         now: () => performance.now(),
-        setTimeout: (callback, ms) => window.setTimeout(callback, ms),
-        clearTimeout: (handle) => window.clearTimeout(handle as number),
+        setTimeout: (callback, ms) => globalThis.setTimeout(callback, ms),
+        clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof globalThis.setTimeout>),
       },
       (tick) => {
         const sent = onTick(tick);
