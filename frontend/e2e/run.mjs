@@ -590,6 +590,9 @@ async function main() {
     const simulator = startChild('simulator', SIMULATOR_BIN, [
       '--target', 'mqtt',
       '--url', `mqtt://127.0.0.1:${mqttPort}`,
+      // The trusted producer: the operator secret the stack keeps in its data directory.
+      '--mqtt-username', 'operator',
+      '--data-dir', dataDir,
       '--racers', String(SIM_RACERS),
       '--class-id', String(CLASS_ID),
       '--first-racer-id', String(SIM_FIRST_RACER),

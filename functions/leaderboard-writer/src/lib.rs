@@ -40,9 +40,10 @@ use futures::stream::{self, StreamExt};
 pub const FUNCTION_NAME: &str = "leaderboard-writer";
 
 /// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
-const METRICS: [&str; 10] = [
+const METRICS: [&str; 11] = [
     "RecordsIn",
     "BytesIn",
+    "Rejected",
     "ClaimLookups",
     "NotFinal",
     "Finals",

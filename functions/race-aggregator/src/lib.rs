@@ -79,9 +79,10 @@ pub const FUNCTION_NAME: &str = "race-aggregator";
 
 /// Every counter this function emits, registered at zero so each invocation reports all of them
 /// and dashboards see zeros rather than gaps.
-const METRICS: [&str; 10] = [
+const METRICS: [&str; 11] = [
     "RecordsIn",
     "BytesIn",
+    "Rejected",
     "ClaimLookups",
     "Races",
     "Writes",
