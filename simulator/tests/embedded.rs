@@ -5,7 +5,9 @@
 //! plainly, from the stdout dump of the same race.
 //!
 //! A second test publishes bad input to the broker, as a broken producer would, and checks that it
-//! is counted as rejected and changes nothing else.
+//! is counted as rejected and changes nothing else. A third rides forgeries over MQTT beside a
+//! fair race, as a cheater with the page's public credentials would: none moves a view, each is
+//! counted under its rule, and the fair race is exactly its oracle.
 
 mod common;
 
@@ -17,7 +19,8 @@ use alleycat_domain::views::{PUBLISH_TOPIC, subscribe_topic};
 use alleycat_local::Stack;
 use alleycat_local::config::StackArgs;
 use alleycat_local::testing::{
-    Oracle, assert_views, free_port, get, http_get, mqtt_options, operator_options,
+    Oracle, assert_views, free_port, get, http_get, identity_options, mqtt_options,
+    operator_options,
 };
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde_json::Value;
@@ -221,7 +224,8 @@ fn payloads(now: u64) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let good = |racer: u32, second: u16| {
         serde_json::json!({
             "event": if second == SECONDS { "final" } else { "update" },
-            "deviceTimestamp": now, "second": second, "raceId": race_id, "name": "Good",
+            "deviceTimestamp": now + (u64::from(second) - 1) * 1000, "second": second,
+            "raceId": race_id, "name": "Good",
             "racerId": racer, "classId": CLASS, "cadence": 80.0, "resistance": 50.0
         })
         .to_string()
@@ -324,6 +328,179 @@ async fn bad_input_on_the_broker_is_rejected_and_changes_nothing_else() {
     })
     .await
     .unwrap();
+    Arc::try_unwrap(stack)
+        .ok()
+        .expect("one owner")
+        .shutdown()
+        .await;
+}
+
+/// One device message of `racer` at `second` of a ride that started at `start_ms`, in race
+/// `race_id` (consistent unless a forgery makes it not).
+fn message(racer: u32, second: u16, start_ms: u64, race_id: u64, effort: (f64, f64)) -> Vec<u8> {
+    serde_json::json!({
+        "event": if second == SECONDS { "final" } else { "update" },
+        "deviceTimestamp": start_ms + (u64::from(second) - 1) * 1000, "second": second,
+        "raceId": race_id, "name": format!("Racer {racer}"), "racerId": racer, "classId": CLASS,
+        "cadence": effort.0, "resistance": effort.1
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Publishes `payloads` to `alleycat-publish` as `options`' client, QoS 1, waiting for every ack.
+async fn publish_all(options: rumqttc::MqttOptions, payloads: Vec<Vec<u8>>) {
+    let (client, mut events) = AsyncClient::new(options, 100);
+    let expected = payloads.len();
+    let acks = tokio::spawn(async move {
+        let mut acks = 0;
+        while acks < expected {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acks += 1,
+                Ok(_) => {}
+                Err(error) => panic!("the connection failed: {error}"),
+            }
+        }
+    });
+    for payload in payloads {
+        client
+            .publish(PUBLISH_TOPIC, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), acks)
+        .await
+        .expect("every publish acknowledged")
+        .unwrap();
+}
+
+/// `POST /api/racers/{racer}/claim` as `identity`: the status.
+fn claim(api: &str, identity: &alleycat_local::identity::Identity, racer: u32) -> u16 {
+    let authorization = format!("Alleycat {}:{}", identity.identity_id, identity.token);
+    alleycat_local::testing::http(
+        "POST",
+        &format!("{api}/racers/{racer}/claim"),
+        &[("Authorization", &authorization)],
+        b"",
+    )
+    .unwrap()
+    .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start_stack(dir.path()).await;
+    let api = stack.api_url();
+    let alice = stack.identities().issue().unwrap();
+    let mallory = stack.identities().issue().unwrap();
+    // Alice holds racer 7, Mallory racer 99; Mallory cannot take racer 7.
+    let (a, m, taken) = {
+        let (api, alice, mallory) = (api.clone(), alice.clone(), mallory.clone());
+        tokio::task::spawn_blocking(move || {
+            (claim(&api, &alice, 7), claim(&api, &mallory, 99), claim(&api, &mallory, 7))
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!((a, m, taken), (200, 200, 409));
+
+    // The fair race: 50 simulated racers (the trusted producer) and Alice on racer 7 over MQTT.
+    let now = alleycat_local::now_ms();
+    let window = 300_000;
+    let race_id = now / window;
+    let plan = RacePlan {
+        seed: 5,
+        class_id: CLASS,
+        racers: 50,
+        first_racer_id: 100,
+        seconds: SECONDS,
+        window_seconds: 300,
+        start_ms: now,
+        start_offset_spread: 0,
+    };
+    let mut dump = common::oracle(&plan);
+    let alice_ride: Vec<Vec<u8>> = (1..=SECONDS)
+        .map(|second| message(7, second, now, race_id, (80.0, 60.0)))
+        .collect();
+    dump.extend(alice_ride.iter().cloned());
+
+    // The forgeries, all by Mallory.
+    let year = 365 * 86_400_000;
+    let forgeries: Vec<Vec<u8>> = vec![
+        // The highest final the schema allows, for Alice's racer.
+        message(7, SECONDS, now, race_id, (250.0, 100.0)),
+        // Alice's racer ridden by someone else, second by second.
+        message(7, 3, now, race_id, (200.0, 90.0)),
+        // A race a year ahead, consistently forged: its start is in the future.
+        message(99, 1, now + year, (now + year) / window, (90.0, 50.0)),
+        // "Race 1" (1970), with today's clock: not the race of the ride's start.
+        message(99, 2, now, 1, (90.0, 50.0)),
+        // A ride starting 10 minutes from now: beyond the clock-skew allowance.
+        message(99, 1, now + 600_000, (now + 600_000) / window, (90.0, 50.0)),
+        // A race that closed long ago, consistently forged.
+        message(99, 5, now - 3_600_000, (now - 3_600_000) / window, (90.0, 50.0)),
+    ];
+
+    let mut race = Race::new(&plan);
+    let stats = Arc::new(Stats::default());
+    let keys = (0..plan.racers)
+        .map(|racer| Arc::clone(race.partition_key(racer)))
+        .collect();
+    let sink = LocalSink::new(Arc::clone(&stack), keys, Arc::clone(&stats));
+    let stop = Stop::default();
+    let (fair, (), ()) = tokio::join!(
+        run(&mut race, sink, &stats, 20.0, &stop),
+        publish_all(identity_options(&stack, &alice), alice_ride),
+        publish_all(identity_options(&stack, &mallory), forgeries),
+    );
+    fair.expect("the fair race is delivered");
+    let records = dump.len() as u64 + 6;
+    for _ in 0..400 {
+        if stack.status().stream_records == records {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.status().stream_records, records);
+    assert!(
+        stack.wait_idle(Duration::from_secs(120)).await,
+        "{:?}",
+        stack.status()
+    );
+
+    let counter = |function: &str, name: &str| stack.invocations().counter(function, name);
+    assert_eq!(counter("race-aggregator", "Rejected"), 6);
+    assert_eq!(counter("transformer", "Rejected"), 4);
+    for function in ["race-aggregator", "transformer"] {
+        assert_eq!(counter(function, "Rejected.future"), 2, "{function}");
+        assert_eq!(counter(function, "Rejected.race_mismatch"), 1, "{function}");
+        assert_eq!(counter(function, "Rejected.closed"), 1, "{function}");
+    }
+    // The transformer cannot read claims: the history merger applies the holder rule.
+    assert_eq!(counter("race-aggregator", "Rejected.not_holder"), 2);
+    assert_eq!(counter("history-merger", "Rejected.not_holder"), 2);
+    // The leaderboard writer sees finals only: Alice's, and Mallory's forged one.
+    assert_eq!(counter("leaderboard-writer", "Rejected.not_holder"), 1);
+    assert_eq!(counter("leaderboard-writer", "Finals"), 51);
+
+    let oracle = Oracle::of(&dump, SECONDS, TOP_K);
+    tokio::task::spawn_blocking(move || {
+        assert_views(&api, &oracle);
+        // No forged race exists anywhere: the class's only race is the fair one.
+        let races = get(&format!("{api}/races?classId={CLASS}"));
+        let ids: Vec<u64> = races["races"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|race| race["raceId"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [race_id]);
+        let (status, _) = http_get(&format!("{api}/racers/99/bests?classId={CLASS}")).unwrap();
+        assert_eq!(status, 404, "Mallory's racer has no bests");
+    })
+    .await
+    .expect("every view is the fair race's");
     Arc::try_unwrap(stack)
         .ok()
         .expect("one owner")
