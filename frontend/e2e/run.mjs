@@ -522,7 +522,7 @@ async function main() {
       assert(/^local:[0-9a-f]{32}$/.test(identity.identityId), `identityId ${JSON.stringify(identity.identityId)}`);
       assert(/^[0-9a-f]{64}$/.test(identity.token), 'the token is not 64 hex digits');
       assert(seen.identityRequests === 1, `${seen.identityRequests} requests to /_local/identity`);
-      const connects = seen.connects;
+      const connects = [...seen.connects];
       assert(connects.length >= 1, 'no MQTT CONNECT seen on the page\'s WebSocket');
       for (const c of connects) {
         assert(c && c.protocol === 'MQTT' && c.level === 4, `CONNECT ${JSON.stringify(c)} is not MQTT 3.1.1`);

@@ -398,7 +398,11 @@ async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
     let (a, m, taken) = {
         let (api, alice, mallory) = (api.clone(), alice.clone(), mallory.clone());
         tokio::task::spawn_blocking(move || {
-            (claim(&api, &alice, 7), claim(&api, &mallory, 99), claim(&api, &mallory, 7))
+            (
+                claim(&api, &alice, 7),
+                claim(&api, &mallory, 99),
+                claim(&api, &mallory, 7),
+            )
         })
         .await
         .unwrap()
@@ -439,7 +443,13 @@ async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
         // A ride starting 10 minutes from now: beyond the clock-skew allowance.
         message(99, 1, now + 600_000, (now + 600_000) / window, (90.0, 50.0)),
         // A race that closed long ago, consistently forged.
-        message(99, 5, now - 3_600_000, (now - 3_600_000) / window, (90.0, 50.0)),
+        message(
+            99,
+            5,
+            now - 3_600_000,
+            (now - 3_600_000) / window,
+            (90.0, 50.0),
+        ),
     ];
 
     let mut race = Race::new(&plan);

@@ -52,7 +52,11 @@ impl Claims for DynamoTable {
     async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
         let mut found = HashMap::new();
         for chunk in racer_ids.chunks(BATCH_GET_KEYS) {
-            let operation = format!("DynamoDB BatchGetItem {}: {} claims", self.table, chunk.len());
+            let operation = format!(
+                "DynamoDB BatchGetItem {}: {} claims",
+                self.table,
+                chunk.len()
+            );
             let mut pending: Vec<Item> = chunk.iter().map(|id| claim_key(*id)).collect();
             let mut round = 0;
             while !pending.is_empty() {

@@ -189,7 +189,9 @@ mod cap_tests {
     fn a_full_race_refuses_newcomers_and_keeps_improving_its_racers() {
         let out = Output::from_ten_thousandths;
         let mut race: Standings = [(1, out(10)), (2, out(20))].into_iter().collect();
-        let delta: Standings = [(1, out(30)), (3, out(99)), (4, out(5))].into_iter().collect();
+        let delta: Standings = [(1, out(30)), (3, out(99)), (4, out(5))]
+            .into_iter()
+            .collect();
         let (changed, refused) = race.clone().merge_capped(&delta, 10);
         assert!(changed);
         assert!(refused.is_empty());

@@ -264,7 +264,10 @@ mod tests {
         assert_eq!(config.clock, RaceClock::new(20, 30));
         assert_eq!(config.retry.max_attempts, 3);
         assert_eq!(config.write_concurrency, 4);
-        assert_eq!(config.plausibility(), Plausibility::new(RaceClock::new(20, 30), 30));
+        assert_eq!(
+            config.plausibility(),
+            Plausibility::new(RaceClock::new(20, 30), 30)
+        );
         assert_eq!(config.max_racers_per_race, 50);
         for (name, bad) in [
             (RETRY_MAX_ATTEMPTS, "0"),

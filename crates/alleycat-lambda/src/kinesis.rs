@@ -160,15 +160,19 @@ impl LenientKinesisEvent {
         let mut readings = Vec::with_capacity(self.event.records.len());
         for (record, &position) in self.event.records.iter().zip(&self.positions) {
             let sequence_number = record.kinesis.sequence_number.as_str();
-            let arrival_ms =
-                u64::try_from(record.kinesis.approximate_arrival_timestamp.0.timestamp_millis())
-                    .unwrap_or(0);
-            let admitted = Reading::from_json(&record.kinesis.data.0, rules.clock).and_then(
-                |mut reading| {
+            let arrival_ms = u64::try_from(
+                record
+                    .kinesis
+                    .approximate_arrival_timestamp
+                    .0
+                    .timestamp_millis(),
+            )
+            .unwrap_or(0);
+            let admitted =
+                Reading::from_json(&record.kinesis.data.0, rules.clock).and_then(|mut reading| {
                     rules.admit(&mut reading, arrival_ms)?;
                     Ok(reading)
-                },
-            );
+                });
             match admitted {
                 Ok(reading) => readings.push(KinesisBatch {
                     position,

@@ -115,7 +115,10 @@ mod rule_tests {
     #[test]
     fn every_rule_has_its_counter() {
         for rule in Rejection::RULES {
-            assert_eq!(rule_metric(rule), Some(format!("Rejected.{rule}")).as_deref());
+            assert_eq!(
+                rule_metric(rule),
+                Some(format!("Rejected.{rule}")).as_deref()
+            );
         }
         assert_eq!(RULE_METRICS.len(), Rejection::RULES.len() + 1);
         let mut metrics = Metrics::new("test");

@@ -93,7 +93,8 @@ fn policy() -> RetryPolicy {
 }
 
 #[tokio::test]
-async fn only_the_holders_records_pass_and_trusted_producers_need_no_claim() -> Result<(), PortError> {
+async fn only_the_holders_records_pass_and_trusted_producers_need_no_claim() -> Result<(), PortError>
+{
     let table = MemoryTable::new();
     let alice = Claim {
         racer_id: 7,
@@ -117,7 +118,10 @@ async fn only_the_holders_records_pass_and_trusted_producers_need_no_claim() -> 
         admit_holders(readings, &table, &policy(), &mut metrics, &mut rejections).await;
     rejections.count_into(&mut metrics);
     assert!(undecided.is_none());
-    let kept: Vec<_> = admitted.iter().map(|r| (r.position, r.reading.racer_id)).collect();
+    let kept: Vec<_> = admitted
+        .iter()
+        .map(|r| (r.position, r.reading.racer_id))
+        .collect();
     assert_eq!(kept, [(0, 7), (3, 9)]);
     assert_eq!(metrics.get("Rejected.not_holder"), 2);
     assert_eq!(metrics.get("ClaimLookups"), 1);
@@ -128,7 +132,9 @@ async fn only_the_holders_records_pass_and_trusted_producers_need_no_claim() -> 
 #[tokio::test]
 async fn unreadable_claims_leave_the_rest_of_the_batch_undecided() {
     let table = MemoryTable::new();
-    table.faults.fail("claims", PortError::Throttled("slow down".into()), 3);
+    table
+        .faults
+        .fail("claims", PortError::Throttled("slow down".into()), 3);
     let event = KinesisEventBuilder::new()
         .messages(&[
             Message::new(1, RACE, 9),

@@ -716,9 +716,18 @@ fn environment(config: &StackConfig, websocket_url: &str) -> HashMap<&'static st
         ("RACE_SECONDS", config.clock.race_seconds.to_string()),
         ("WINDOW_SECONDS", config.clock.window_seconds.to_string()),
         ("HISTORY_TOP_K", config.top_k.to_string()),
-        ("CLOCK_SKEW_SECONDS", config.trust.clock_skew_seconds.to_string()),
-        ("MAX_RACERS_PER_RACE", config.trust.max_racers_per_race.to_string()),
-        ("CLAIM_TTL_SECONDS", config.trust.claim_ttl_seconds.to_string()),
+        (
+            "CLOCK_SKEW_SECONDS",
+            config.trust.clock_skew_seconds.to_string(),
+        ),
+        (
+            "MAX_RACERS_PER_RACE",
+            config.trust.max_racers_per_race.to_string(),
+        ),
+        (
+            "CLAIM_TTL_SECONDS",
+            config.trust.claim_ttl_seconds.to_string(),
+        ),
         ("IOT_ENDPOINT", websocket_url.to_owned()),
         ("PLATFORM", "local".to_owned()),
     ])

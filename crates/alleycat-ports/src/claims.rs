@@ -113,8 +113,14 @@ mod tests {
             release_claim(&table, 42, "mallory", 3_000, &policy()).await?,
             Released::HeldByAnother(_)
         ));
-        assert_eq!(release_claim(&table, 42, "alice", 3_000, &policy()).await?, Released::Released);
-        assert_eq!(release_claim(&table, 42, "alice", 3_000, &policy()).await?, Released::NotHeld);
+        assert_eq!(
+            release_claim(&table, 42, "alice", 3_000, &policy()).await?,
+            Released::Released
+        );
+        assert_eq!(
+            release_claim(&table, 42, "alice", 3_000, &policy()).await?,
+            Released::NotHeld
+        );
         let mallory = take_claim(&table, 42, "mallory", 4_000, 60, &policy()).await?;
         assert_eq!(mallory.map(|c| c.identity_id), Ok("mallory".to_owned()));
         Ok(())

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use alleycat_domain::views::{ClientConfig, PUBLISH_TOPIC, Platform, SUBSCRIBE_TOPIC_PREFIX};
 use alleycat_domain::trust::DEFAULT_CLAIM_TTL_SECONDS;
+use alleycat_domain::views::{ClientConfig, PUBLISH_TOPIC, Platform, SUBSCRIBE_TOPIC_PREFIX};
 use alleycat_domain::{DEFAULT_TOP_K, RaceClock};
 use alleycat_lambda::env::{Env, EnvError};
 use aws_lambda_events::http::HeaderValue;

@@ -39,8 +39,9 @@ use aws_lambda_events::http::{HeaderValue, Method};
 use serde::Serialize;
 
 pub use config::{
-    AWS_REGION, CLAIM_TTL_SECONDS, CORS_ALLOW_ORIGIN, Config, DEFAULT_HISTORY_URL_TTL, HISTORY_BUCKET, HISTORY_TOP_K,
-    HISTORY_URL_TTL_SECONDS, IDENTITY_POOL_ID, IOT_ENDPOINT, PLATFORM, TABLE_NAME,
+    AWS_REGION, CLAIM_TTL_SECONDS, CORS_ALLOW_ORIGIN, Config, DEFAULT_HISTORY_URL_TTL,
+    HISTORY_BUCKET, HISTORY_TOP_K, HISTORY_URL_TTL_SECONDS, IDENTITY_POOL_ID, IOT_ENDPOINT,
+    PLATFORM, TABLE_NAME,
 };
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
 
@@ -242,7 +243,12 @@ async fn claim<C: Claims>(
             .await
             .map_err(|error| Error::from(error.last))?
             .map_err(|taken| Error::Taken(taken.racer_id))?;
-        return Ok(Some(json(&claim_view(racer_id, Some(&claim), Some(identity), now_ms))));
+        return Ok(Some(json(&claim_view(
+            racer_id,
+            Some(&claim),
+            Some(identity),
+            now_ms,
+        ))));
     }
     match release_claim(claims, racer_id, identity, now_ms, &policy)
         .await
@@ -254,7 +260,12 @@ async fn claim<C: Claims>(
 }
 
 /// How `caller` sees `racer_id`'s stored claim at `now_ms`.
-fn claim_view(racer_id: u32, claim: Option<&Claim>, caller: Option<&str>, now_ms: u64) -> ClaimView {
+fn claim_view(
+    racer_id: u32,
+    claim: Option<&Claim>,
+    caller: Option<&str>,
+    now_ms: u64,
+) -> ClaimView {
     let live = claim.filter(|claim| claim.is_live_at(now_ms));
     let mine = live.is_some_and(|claim| Some(claim.identity_id.as_str()) == caller);
     ClaimView {

@@ -765,16 +765,25 @@ async fn the_first_claim_wins_and_the_holder_renews_and_releases() {
     let path = "/racers/42/claim";
     assert_eq!(
         call(&table, signed("GET", path, None), NOW).await,
-        (200, json!({"racerId": 42, "held": false, "mine": false, "expiresAt": null}))
+        (
+            200,
+            json!({"racerId": 42, "held": false, "mine": false, "expiresAt": null})
+        )
     );
     let (status, body) = call(&table, signed("POST", path, None), NOW).await;
     assert_eq!(status, 401, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("identity"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("identity"),
+        "{body}"
+    );
 
     assert_eq!(
         call(&table, signed("POST", path, Some(ALICE)), NOW).await,
-        (200, json!({"racerId": 42, "held": true, "mine": true, "identityId": ALICE,
-                     "expiresAt": NOW + DAY}))
+        (
+            200,
+            json!({"racerId": 42, "held": true, "mine": true, "identityId": ALICE,
+                     "expiresAt": NOW + DAY})
+        )
     );
     assert_eq!(
         call(&table, signed("POST", path, Some(MALLORY)), NOW + 1).await,
@@ -782,12 +791,23 @@ async fn the_first_claim_wins_and_the_holder_renews_and_releases() {
     );
     assert_eq!(
         call(&table, signed("GET", path, Some(MALLORY)), NOW + 1).await,
-        (200, json!({"racerId": 42, "held": true, "mine": false, "expiresAt": NOW + DAY}))
+        (
+            200,
+            json!({"racerId": 42, "held": true, "mine": false, "expiresAt": NOW + DAY})
+        )
     );
-    assert_eq!(call(&table, signed("DELETE", path, Some(MALLORY)), NOW + 2).await.0, 409);
+    assert_eq!(
+        call(&table, signed("DELETE", path, Some(MALLORY)), NOW + 2)
+            .await
+            .0,
+        409
+    );
     // Renewal keeps the tenure and moves the expiry.
     let (status, body) = call(&table, signed("POST", path, Some(ALICE)), NOW + 1_000).await;
-    assert_eq!((status, &body["expiresAt"]), (200, &json!(NOW + 1_000 + DAY)));
+    assert_eq!(
+        (status, &body["expiresAt"]),
+        (200, &json!(NOW + 1_000 + DAY))
+    );
     let response = handle(
         signed("DELETE", path, Some(ALICE)),
         &table,
@@ -797,15 +817,28 @@ async fn the_first_claim_wins_and_the_holder_renews_and_releases() {
     )
     .await;
     assert_eq!((response.status_code, response.body.is_none()), (204, true));
-    assert_eq!(call(&table, signed("POST", path, Some(MALLORY)), NOW + 3_000).await.0, 200);
+    assert_eq!(
+        call(&table, signed("POST", path, Some(MALLORY)), NOW + 3_000)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
 async fn a_lapsed_claim_frees_the_racer() {
     let table = MemoryTable::new();
     let path = "/racers/7/claim";
-    assert_eq!(call(&table, signed("POST", path, Some(ALICE)), NOW).await.0, 200);
-    assert_eq!(call(&table, signed("POST", path, Some(MALLORY)), NOW + DAY - 1).await.0, 409);
+    assert_eq!(
+        call(&table, signed("POST", path, Some(ALICE)), NOW).await.0,
+        200
+    );
+    assert_eq!(
+        call(&table, signed("POST", path, Some(MALLORY)), NOW + DAY - 1)
+            .await
+            .0,
+        409
+    );
     let (status, body) = call(&table, signed("POST", path, Some(MALLORY)), NOW + DAY).await;
     assert_eq!((status, &body["identityId"]), (200, &json!(MALLORY)));
 }
@@ -819,9 +852,19 @@ async fn a_jwt_subject_is_an_identity_too_and_claims_refuse_bad_racers() {
     let request = serde_json::from_value(request).unwrap();
     let (status, body) = call(&table, request, NOW).await;
     assert_eq!((status, &body["identityId"]), (200, &json!(ALICE)));
-    let (status, body) = call(&table, signed("POST", "/racers/1000001/claim", Some(ALICE)), NOW).await;
+    let (status, body) = call(
+        &table,
+        signed("POST", "/racers/1000001/claim", Some(ALICE)),
+        NOW,
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(call(&table, signed("PUT", "/racers/9/claim", Some(ALICE)), NOW).await.0, 405);
+    assert_eq!(
+        call(&table, signed("PUT", "/racers/9/claim", Some(ALICE)), NOW)
+            .await
+            .0,
+        405
+    );
 }
 
 #[tokio::test]
@@ -841,7 +884,12 @@ async fn a_claims_preflight_allows_signed_posts_and_deletes() {
         Some("GET, POST, DELETE, OPTIONS")
     );
     let allowed = header(&response, "access-control-allow-headers").unwrap_or_default();
-    for needed in ["authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"] {
+    for needed in [
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+    ] {
         assert!(allowed.contains(needed), "{allowed}");
     }
 }

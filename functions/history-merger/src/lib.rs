@@ -24,9 +24,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use alleycat_domain::{ClassHistory, Reading, SecondSeries, decode_delivery};
+use alleycat_lambda::Metrics;
 use alleycat_lambda::RejectionLog;
 use alleycat_lambda::claims::{Held, admit_holders};
-use alleycat_lambda::Metrics;
 use alleycat_lambda::env::EnvError;
 use alleycat_ports::{
     BestsKey, Claims, MergeOutcome, MergeStore, ObjectStore, RetryError, TraceKey, merge_into,
@@ -175,7 +175,15 @@ where
                 continue;
             }
         };
-        let read = read_object(delivery, table, &key, config, &mut deltas, metrics, &mut rejections);
+        let read = read_object(
+            delivery,
+            table,
+            &key,
+            config,
+            &mut deltas,
+            metrics,
+            &mut rejections,
+        );
         if let Err(error) = read.await {
             metrics.incr("ReadFailed");
             tracing::error!(%key, %error, "delivery object could not be read");
@@ -275,7 +283,8 @@ async fn read_object<D: ObjectStore, C: Claims>(
             deltas.add(reading);
         }
     });
-    let (held, undecided) = admit_holders(published, claims, &config.retry, metrics, rejections).await;
+    let (held, undecided) =
+        admit_holders(published, claims, &config.retry, metrics, rejections).await;
     if let Some(undecided) = undecided {
         return Err(undecided.error);
     }

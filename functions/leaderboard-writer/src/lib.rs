@@ -28,9 +28,9 @@
 use std::collections::HashMap;
 
 use alleycat_domain::RacerFinal;
+use alleycat_lambda::claims::admit_holders;
 use alleycat_lambda::env::StreamConfig;
 pub use alleycat_lambda::env::{RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
-use alleycat_lambda::claims::admit_holders;
 use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics, RejectionLog};
 use alleycat_ports::{Claims, Finals, RetryError, RetryPolicy, retry};
 use aws_lambda_events::event::streams::KinesisEventResponse;

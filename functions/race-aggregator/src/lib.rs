@@ -286,8 +286,10 @@ impl<S: MergeStore<RaceKey, Standings>> Writes<'_, S> {
         let cap = self.config.max_racers_per_race;
         for racer_id in refused {
             let rejection = Rejection::OverCap { racer_id, cap };
-            self.rejections
-                .reject_for(&format!("race {}#{}", race.class_id, race.race_id), &rejection);
+            self.rejections.reject_for(
+                &format!("race {}#{}", race.class_id, race.race_id),
+                &rejection,
+            );
         }
         let metrics = &mut *self.metrics;
         match result {

@@ -168,7 +168,6 @@ impl MergeStore<RaceKey, Standings> for FailingRace {
     }
 }
 
-
 impl Claims for FailingRace {
     async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
         self.table.claims(racer_ids).await

@@ -345,9 +345,11 @@ impl<'a> Scanner<'a> {
         self.digits(max)?;
         (!matches!(self.peek(), Some(b'.' | b'e' | b'E'))).then_some(())?;
         // At most 18 digits (both callers), so this cannot overflow.
-        Some(self.bytes[start..self.pos].iter().fold(0u64, |n, d| {
-            n * 10 + u64::from(d - b'0')
-        }))
+        Some(
+            self.bytes[start..self.pos]
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+        )
     }
 
     /// A number in an ignored value: JSON's grammar, without exponent, of bounded length.

@@ -42,7 +42,11 @@ fn compressed_time_moves_arrival_earlier_never_the_start_later() {
     let start = OPENS + 10_000;
     for second in 1..=300u16 {
         let arrival = start + u64::from(second - 1) * 1000 / 20;
-        assert_eq!(rules.check(&reading(start, second), arrival), Ok(()), "second {second}");
+        assert_eq!(
+            rules.check(&reading(start, second), arrival),
+            Ok(()),
+            "second {second}"
+        );
     }
 }
 
@@ -60,7 +64,10 @@ fn race_id_must_be_the_window_of_the_start() {
     );
     forged.race_id = 1;
     assert_eq!(forged.clone().race_id, 1);
-    assert_eq!(rules.check(&forged, OPENS + 11_000).unwrap_err().rule(), "race_mismatch");
+    assert_eq!(
+        rules.check(&forged, OPENS + 11_000).unwrap_err().rule(),
+        "race_mismatch"
+    );
 }
 
 #[test]
@@ -78,7 +85,13 @@ fn a_start_beyond_the_skew_is_future() {
     );
     // A year ahead, consistently forged (race id of the forged start): still the future.
     let year = 365 * 86_400_000;
-    assert_eq!(rules.check(&reading(arrival + year, 1), arrival).unwrap_err().rule(), "future");
+    assert_eq!(
+        rules
+            .check(&reading(arrival + year, 1), arrival)
+            .unwrap_err()
+            .rule(),
+        "future"
+    );
 }
 
 #[test]
@@ -150,11 +163,23 @@ fn an_identity_moves_views_only_while_it_holds_the_racer() {
     r.arrived_at = Some(5_000);
     let not_holder = Err(Rejection::NotHolder { racer_id: 8 });
     assert_eq!(check_holder(&r, None), not_holder);
-    assert_eq!(check_holder(&r, Some(&claim("alice", 1_000, 10_000))), Ok(()));
-    assert_eq!(check_holder(&r, Some(&claim("mallory", 1_000, 10_000))), not_holder);
+    assert_eq!(
+        check_holder(&r, Some(&claim("alice", 1_000, 10_000))),
+        Ok(())
+    );
+    assert_eq!(
+        check_holder(&r, Some(&claim("mallory", 1_000, 10_000))),
+        not_holder
+    );
     // Arrived before the tenure began, or after it lapsed.
-    assert_eq!(check_holder(&r, Some(&claim("alice", 6_000, 10_000))), not_holder);
-    assert_eq!(check_holder(&r, Some(&claim("alice", 1_000, 5_000))), not_holder);
+    assert_eq!(
+        check_holder(&r, Some(&claim("alice", 6_000, 10_000))),
+        not_holder
+    );
+    assert_eq!(
+        check_holder(&r, Some(&claim("alice", 1_000, 5_000))),
+        not_holder
+    );
     // Another racer's claim does not count.
     let mut other = claim("alice", 1_000, 10_000);
     other.racer_id = 9;

@@ -50,10 +50,9 @@ fn remove(
         "INSERT INTO item_changes (created_ms, event_name, size_bytes, keys, old_image, new_image)
          VALUES (?1, ?2, ?3, ?4, ?5, NULL) RETURNING sequence",
     )?
-    .query_row(
-        params![now, Change::REMOVE, size_bytes, keys, old],
-        |row| row.get(0),
-    )
+    .query_row(params![now, Change::REMOVE, size_bytes, keys, old], |row| {
+        row.get(0)
+    })
 }
 
 impl Claims for LocalTable {
