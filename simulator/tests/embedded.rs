@@ -374,6 +374,63 @@ async fn publish_all(options: rumqttc::MqttOptions, payloads: Vec<Vec<u8>>) {
         .unwrap();
 }
 
+/// Mallory's forgeries, each breaking one rule: for Alice's racer 7 (held by Alice) or Mallory's
+/// own racer 99, in the fair race `race_id` that started at `now`.
+fn forgeries(now: u64, race_id: u64) -> Vec<Vec<u8>> {
+    let window = 300_000;
+    let year = 365 * 86_400_000;
+    vec![
+        // The highest final the schema allows, for Alice's racer.
+        message(7, SECONDS, now, race_id, (250.0, 100.0)),
+        // Alice's racer ridden by someone else, second by second.
+        message(7, 3, now, race_id, (200.0, 90.0)),
+        // A race a year ahead, consistently forged: its start is in the future.
+        message(99, 1, now + year, (now + year) / window, (90.0, 50.0)),
+        // "Race 1" (1970), with today's clock: not the race of the ride's start.
+        message(99, 2, now, 1, (90.0, 50.0)),
+        // A ride starting 10 minutes from now: beyond the clock-skew allowance.
+        message(99, 1, now + 600_000, (now + 600_000) / window, (90.0, 50.0)),
+        // A race that closed long ago, consistently forged.
+        message(
+            99,
+            5,
+            now - 3_600_000,
+            (now - 3_600_000) / window,
+            (90.0, 50.0),
+        ),
+    ]
+}
+
+/// Each of [`forgeries`] counted under its rule, by every function that judged it.
+fn assert_forgeries_counted(stack: &Stack) {
+    let counter = |function: &str, name: &str| stack.invocations().counter(function, name);
+    let rules = |function: &str| -> Vec<(&str, u64)> {
+        alleycat_lambda::rejection_metrics()
+            .map(|name| (name, counter(function, name)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    };
+    eprintln!("race-aggregator rejections: {:?}", rules("race-aggregator"));
+    eprintln!("transformer rejections: {:?}", rules("transformer"));
+    eprintln!(
+        "race-aggregator: {:?}",
+        stack.status().functions.get("race-aggregator")
+    );
+    assert_eq!(counter("race-aggregator", "Rejected"), 6);
+    assert_eq!(counter("transformer", "Rejected"), 4);
+    for function in ["race-aggregator", "transformer"] {
+        assert_eq!(counter(function, "Rejected.future"), 2, "{function}");
+        assert_eq!(counter(function, "Rejected.race_mismatch"), 1, "{function}");
+        assert_eq!(counter(function, "Rejected.closed"), 1, "{function}");
+    }
+    // The transformer cannot read claims: the history merger applies the holder rule.
+    assert_eq!(counter("race-aggregator", "Rejected.not_holder"), 2);
+    assert_eq!(counter("history-merger", "Rejected.not_holder"), 2);
+    // The leaderboard writer sees finals only: the fair race's, and Mallory's forged one.
+    assert_eq!(counter("leaderboard-writer", "Rejected.not_holder"), 1);
+    assert_eq!(counter("leaderboard-writer", "Finals"), 51);
+}
+
 /// `POST /api/racers/{racer}/claim` as `identity`: the status.
 fn claim(api: &str, identity: &alleycat_local::identity::Identity, racer: u32) -> u16 {
     let authorization = format!("Alleycat {}:{}", identity.identity_id, identity.token);
@@ -429,28 +486,7 @@ async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
         .collect();
     dump.extend(alice_ride.iter().cloned());
 
-    // The forgeries, all by Mallory.
-    let year = 365 * 86_400_000;
-    let forgeries: Vec<Vec<u8>> = vec![
-        // The highest final the schema allows, for Alice's racer.
-        message(7, SECONDS, now, race_id, (250.0, 100.0)),
-        // Alice's racer ridden by someone else, second by second.
-        message(7, 3, now, race_id, (200.0, 90.0)),
-        // A race a year ahead, consistently forged: its start is in the future.
-        message(99, 1, now + year, (now + year) / window, (90.0, 50.0)),
-        // "Race 1" (1970), with today's clock: not the race of the ride's start.
-        message(99, 2, now, 1, (90.0, 50.0)),
-        // A ride starting 10 minutes from now: beyond the clock-skew allowance.
-        message(99, 1, now + 600_000, (now + 600_000) / window, (90.0, 50.0)),
-        // A race that closed long ago, consistently forged.
-        message(
-            99,
-            5,
-            now - 3_600_000,
-            (now - 3_600_000) / window,
-            (90.0, 50.0),
-        ),
-    ];
+    let forgeries = forgeries(now, race_id);
 
     let mut race = Race::new(&plan);
     let stats = Arc::new(Stats::default());
@@ -479,20 +515,7 @@ async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
         stack.status()
     );
 
-    let counter = |function: &str, name: &str| stack.invocations().counter(function, name);
-    assert_eq!(counter("race-aggregator", "Rejected"), 6);
-    assert_eq!(counter("transformer", "Rejected"), 4);
-    for function in ["race-aggregator", "transformer"] {
-        assert_eq!(counter(function, "Rejected.future"), 2, "{function}");
-        assert_eq!(counter(function, "Rejected.race_mismatch"), 1, "{function}");
-        assert_eq!(counter(function, "Rejected.closed"), 1, "{function}");
-    }
-    // The transformer cannot read claims: the history merger applies the holder rule.
-    assert_eq!(counter("race-aggregator", "Rejected.not_holder"), 2);
-    assert_eq!(counter("history-merger", "Rejected.not_holder"), 2);
-    // The leaderboard writer sees finals only: Alice's, and Mallory's forged one.
-    assert_eq!(counter("leaderboard-writer", "Rejected.not_holder"), 1);
-    assert_eq!(counter("leaderboard-writer", "Finals"), 51);
+    assert_forgeries_counted(&stack);
 
     let oracle = Oracle::of(&dump, SECONDS, TOP_K);
     tokio::task::spawn_blocking(move || {

@@ -37,6 +37,11 @@ pub struct LenientKinesisEvent {
     pub event: KinesisEvent,
     /// Position in the original `Records` of each record of `event`.
     pub positions: Vec<usize>,
+    /// When Kinesis received each record of `event`, epoch milliseconds, read from the raw
+    /// record: `aws_lambda_events` 1.x misreads fractional seconds whose shortest decimal form
+    /// has fewer than three digits (`….05` s becomes 5 ms), which would move a record's arrival
+    /// up to 0.9 s before it truly arrived, before the claim its rider had just taken.
+    pub arrivals: Vec<u64>,
     /// Records that did not decode.
     pub undecodable: Vec<Undecodable>,
     /// The tumbling window's properties, when the event source uses one.
@@ -47,10 +52,58 @@ impl From<KinesisEvent> for LenientKinesisEvent {
     fn from(event: KinesisEvent) -> Self {
         Self {
             positions: (0..event.records.len()).collect(),
+            arrivals: event
+                .records
+                .iter()
+                .map(|record| {
+                    let ms = record
+                        .kinesis
+                        .approximate_arrival_timestamp
+                        .0
+                        .timestamp_millis();
+                    u64::try_from(ms).unwrap_or(0)
+                })
+                .collect(),
             event,
             undecodable: Vec::new(),
             window: None,
         }
+    }
+}
+
+/// A record's `approximateArrivalTimestamp` alone: epoch seconds with a fraction, as a number
+/// (Kinesis) or a string.
+#[derive(Deserialize)]
+struct ArrivalOnly {
+    kinesis: ArrivalInner,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArrivalInner {
+    approximate_arrival_timestamp: SecondsValue,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecondsValue {
+    Number(f64),
+    Text(String),
+}
+
+impl ArrivalOnly {
+    /// The arrival in epoch milliseconds, rounded to the millisecond the seconds stand for.
+    fn read(raw: &str) -> Option<u64> {
+        let seconds = match serde_json::from_str::<Self>(raw)
+            .ok()?
+            .kinesis
+            .approximate_arrival_timestamp
+        {
+            SecondsValue::Number(seconds) => seconds,
+            SecondsValue::Text(text) => text.trim().parse().ok()?,
+        };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64)
     }
 }
 
@@ -104,11 +157,16 @@ impl<'de> Deserialize<'de> for LenientKinesisEvent {
 impl LenientKinesisEvent {
     fn decode_records(&mut self, raw: &[&RawValue]) {
         self.event.records.reserve(raw.len());
+        self.arrivals.reserve(raw.len());
         for (position, record) in raw.iter().enumerate() {
             match serde_json::from_str::<KinesisEventRecord>(record.get()) {
-                Ok(record) => {
-                    self.event.records.push(record);
+                Ok(decoded) => {
+                    let typed = decoded.kinesis.approximate_arrival_timestamp.0;
+                    let arrival = ArrivalOnly::read(record.get())
+                        .unwrap_or_else(|| u64::try_from(typed.timestamp_millis()).unwrap_or(0));
+                    self.event.records.push(decoded);
                     self.positions.push(position);
+                    self.arrivals.push(arrival);
                 }
                 Err(error) => self.undecodable.push(Undecodable {
                     position,
@@ -158,16 +216,9 @@ impl LenientKinesisEvent {
             rejections.reject(record, ENVELOPE, &bad.error);
         }
         let mut readings = Vec::with_capacity(self.event.records.len());
-        for (record, &position) in self.event.records.iter().zip(&self.positions) {
+        let records = self.event.records.iter().zip(&self.positions);
+        for ((record, &position), &arrival_ms) in records.zip(&self.arrivals) {
             let sequence_number = record.kinesis.sequence_number.as_str();
-            let arrival_ms = u64::try_from(
-                record
-                    .kinesis
-                    .approximate_arrival_timestamp
-                    .0
-                    .timestamp_millis(),
-            )
-            .unwrap_or(0);
             let admitted =
                 Reading::from_json(&record.kinesis.data.0, rules.clock).and_then(|mut reading| {
                     rules.admit(&mut reading, arrival_ms)?;

@@ -60,8 +60,7 @@ impl Message {
     }
 
     /// When the platform receives it unless a test says otherwise: 123 ms after the device sent
-    /// it, as in a ride in real time. (Not a round number: `aws_lambda_events` 1.x reads an
-    /// arrival of `….150` s as 15 ms, since it splits the shortest decimal form of the float.)
+    /// it, as in a ride in real time.
     pub fn arrival_ms(&self) -> u64 {
         u64::try_from(self.device_timestamp).unwrap_or(0) + 123
     }

@@ -152,3 +152,23 @@ async fn unreadable_claims_leave_the_rest_of_the_batch_undecided() {
     assert_eq!(undecided.first.position, 1);
     assert_eq!(undecided.error.attempts, 3);
 }
+
+#[test]
+fn arrivals_are_read_to_the_millisecond_whatever_their_decimals() {
+    // `aws_lambda_events` alone reads `.05` s as 5 ms: a record 45 ms earlier than it arrived.
+    let event = format!(
+        r#"{{"Records":[{},{},{}]}}"#,
+        record("100", &STANDARD.encode(MESSAGE)).replace("1620051628.707", "1620051628.05"),
+        record("101", &STANDARD.encode(MESSAGE)).replace("1620051628.707", "\"1620051628.100\""),
+        record("102", &STANDARD.encode(MESSAGE)).replace("1620051628.707", "1620051628"),
+    );
+    let event: LenientKinesisEvent = serde_json::from_str(&event).unwrap();
+    assert_eq!(
+        event.arrivals,
+        [1_620_051_628_050, 1_620_051_628_100, 1_620_051_628_000]
+    );
+    let mut metrics = Metrics::new("test");
+    let mut rejections = RejectionLog::new();
+    let readings = event.readings(Plausibility::default(), &mut metrics, &mut rejections);
+    assert_eq!(readings[0].reading.arrived_at, Some(1_620_051_628_050));
+}

@@ -184,5 +184,5 @@ fn an_identity_moves_views_only_while_it_holds_the_racer() {
     let mut other = claim("alice", 1_000, 10_000);
     other.racer_id = 9;
     assert_eq!(check_holder(&r, Some(&other)), not_holder);
-    assert_eq!(not_holder.unwrap_err().rule(), "not_holder");
+    assert_eq!(Rejection::NotHolder { racer_id: 8 }.rule(), "not_holder");
 }
