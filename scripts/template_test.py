@@ -35,25 +35,24 @@ IOT_ARN = "arn:aws:iot:REGION:ACCOUNT:"
 RIDER_IDENTITY = "${cognito-identity.amazonaws.com:sub}"
 PUBLISH_TOPIC = "alleycat-publish"
 STANDINGS_TOPICS = "alleycat-subscribe/class-*"
-# The claim routes (a rider claims and releases a racer as itself), signed with the rider's
-# credentials and checked by the HTTP API's IAM authorizer; every other route is open.
+# The claim routes (a rider claims and releases a racer as itself) take the rider's Cognito OpenID
+# token (GetOpenIdToken: iss Cognito identity, aud the identity pool, sub the identity id) as a
+# bearer token, checked by the HTTP API's JWT authorizer; every other route is open. Not SigV4:
+# Cognito scopes the guests' credentials down to services without API Gateway, so the riders'
+# role grants nothing but IoT.
 CLAIM_PATH = "/racers/{racerId}/claim"
 CLAIM_ROUTES = {("POST", CLAIM_PATH), ("DELETE", CLAIM_PATH)}
-# The headers of a SigV4-signed request from a browser, which CORS preflights must allow.
-SIGV4_HEADERS = {"authorization", "content-type", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"}
-
-
-def invoke_arn(method: str, path: str) -> str:
-    """execute-api ARN of a route of HttpApi, any stage, path parameters as *."""
-    return f"arn:aws:execute-api:REGION:ACCOUNT:<HttpApi>/*/{method}" + re.sub(r"\{[^}]+\}", "*", path)
-
+COGNITO_IDENTITY_ISSUER = "https://cognito-identity.amazonaws.com"
+BEARER_SOURCE = "$request.header.Authorization"
+# The headers a browser's claim carries, which CORS preflights must allow: exactly these.
+CLAIM_HEADERS = {"authorization", "content-type"}
 
 UNAUTHENTICATED_GRANTS = {
     ("iot:Connect", IOT_ARN + "client/" + RIDER_IDENTITY),
     ("iot:Publish", IOT_ARN + "topic/" + PUBLISH_TOPIC),
     ("iot:Subscribe", IOT_ARN + "topicfilter/" + STANDINGS_TOPICS),
     ("iot:Receive", IOT_ARN + "topic/" + STANDINGS_TOPICS),
-} | {("execute-api:Invoke", invoke_arn(method, path)) for method, path in CLAIM_ROUTES}
+}
 
 # The ingest rule: every record published over MQTT carries its publisher's identity. The client
 # id, not principal(): the riders' role pins the client id to the Cognito identity id, while
@@ -382,7 +381,8 @@ def rider_subscribe() -> list[str]:
     ]
 
 
-@check("the riders' role allows exactly its grants, each a named action (no wildcard, NotAction or NotResource)")
+@check("the riders' role allows exactly its IoT grants (connect, publish, subscribe, receive), each a named "
+       "action (no wildcard, NotAction or NotResource), and nothing of any other service")
 def rider_grants_exact() -> list[str]:
     problems = []
     for statement in rider_statements():
@@ -396,6 +396,9 @@ def rider_grants_exact() -> list[str]:
         problems.append(f"unexpected grant {extra}")
     for missing in sorted(UNAUTHENTICATED_GRANTS - found):
         problems.append(f"missing grant {missing}")
+    for action, resource in sorted(found):
+        if not action.startswith("iot:"):
+            problems.append(f"grants {action} on {resource!r}: the riders' role is for IoT only")
     return problems
 
 
@@ -430,50 +433,68 @@ def http_routes() -> dict[tuple[str, str], list]:
     }
 
 
-@check("the claim routes are signed: POST and DELETE /racers/{racerId}/claim use the IAM authorizer, "
-       "GET and every other route are open, and riders may invoke exactly the signed routes")
+def http_api_body() -> dict:
+    return next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
+
+
+@check("the claim routes take the rider's OpenID token: POST and DELETE /racers/{racerId}/claim use a JWT "
+       f"authorizer (issuer {COGNITO_IDENTITY_ISSUER}, audience exactly the identity pool, token from "
+       "the Authorization header); GET and every other route are open; no IAM authorization")
 def claim_routes() -> list[str]:
     routes = http_routes()
+    schemes = http_api_body().get("components", {}).get("securitySchemes", {})
     problems = []
-    signed = set()
+    authorized: dict[tuple[str, str], set[str]] = {}
     for route, security in sorted(routes.items()):
-        schemes = {name for requirement in security for name in requirement}
-        if schemes == {"AWS_IAM"}:
-            signed.add(route)
-        elif schemes:
-            problems.append(f"{route}: authorizers {sorted(schemes)}, expected AWS_IAM or none")
-    for route in sorted(CLAIM_ROUTES - signed):
-        problems.append(f"{route} is not IAM-authorized" if route in routes else f"{route} is not a route")
-    for route in sorted(signed - CLAIM_ROUTES):
-        problems.append(f"{route} is IAM-authorized, but only the claim routes should be")
+        names = {name for requirement in security for name in requirement}
+        if names:
+            authorized[route] = names
+    for route in sorted(CLAIM_ROUTES):
+        if route not in routes:
+            problems.append(f"{route} is not a route")
+        elif route not in authorized:
+            problems.append(f"{route} has no authorizer")
+    for route in sorted(set(authorized) - CLAIM_ROUTES):
+        problems.append(f"{route} has authorizers {sorted(authorized[route])}, but only the claim routes should")
     if ("GET", CLAIM_PATH) not in routes:
         problems.append(f"GET {CLAIM_PATH} is not a route")
-    body = next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
-    scheme = body.get("components", {}).get("securitySchemes", {}).get("AWS_IAM", {})
-    if signed and scheme.get("x-amazon-apigateway-authtype") != "awsSigv4":
-        problems.append(f"AWS_IAM security scheme {scheme}, expected x-amazon-apigateway-authtype awsSigv4")
-    invoked = {r for a, r in rider_grants("execute-api:Invoke")}
-    expected = {invoke_arn(method, path) for method, path in signed}
-    for extra in sorted(invoked - expected):
-        problems.append(f"riders may invoke {extra}, which is not an IAM-authorized route")
-    for missing in sorted(expected - invoked):
-        problems.append(f"riders may not invoke {missing}")
+    for route, names in sorted(authorized.items()):
+        if route not in CLAIM_ROUTES:
+            continue
+        if len(names) != 1:
+            problems.append(f"{route}: authorizers {sorted(names)}, expected exactly one")
+        for name in sorted(names):
+            scheme = schemes.get(name, {})
+            authorizer = scheme.get("x-amazon-apigateway-authorizer", {})
+            jwt = authorizer.get("jwtConfiguration", {})
+            if scheme.get("type") != "oauth2" or authorizer.get("type") != "jwt":
+                problems.append(f"{route}: authorizer {name} is not a JWT authorizer ({scheme})")
+                continue
+            if jwt.get("issuer") != COGNITO_IDENTITY_ISSUER:
+                problems.append(f"{route}: {name} trusts issuer {jwt.get('issuer')!r}, expected {COGNITO_IDENTITY_ISSUER}")
+            audience = [render(a) for a in as_list(jwt.get("audience", []))]
+            if audience != ["<IdentityPool>"]:
+                problems.append(f"{route}: {name} accepts audience {audience}, expected exactly ['<IdentityPool>']")
+            if authorizer.get("identitySource") != BEARER_SOURCE:
+                problems.append(f"{route}: {name} reads the token from {authorizer.get('identitySource')!r}, expected {BEARER_SOURCE}")
+    for name, scheme in sorted(schemes.items()):
+        if scheme.get("x-amazon-apigateway-authtype") == "awsSigv4":
+            problems.append(f"security scheme {name} is IAM (SigV4) authorization, which the guests' credentials cannot pass")
     return problems
 
 
-@check("the API's CORS lets browsers send signed claim requests (POST, DELETE and the SigV4 headers)")
+@check("the API's CORS lets browsers send claims (GET, POST, DELETE; exactly the headers authorization and content-type)")
 def claim_cors() -> list[str]:
-    body = next(iter(of_type("AWS::ApiGatewayV2::Api").values()))["Properties"]["Body"]
-    cors = body.get("x-amazon-apigateway-cors", {})
+    cors = http_api_body().get("x-amazon-apigateway-cors", {})
     problems = []
     methods = {m.upper() for m in cors.get("allowMethods", [])}
     for method in sorted({"GET", "POST", "DELETE", "OPTIONS"} - methods):
         problems.append(f"CORS does not allow {method}")
     headers = {h.lower() for h in cors.get("allowHeaders", [])}
-    for header in sorted(SIGV4_HEADERS - headers):
+    for header in sorted(CLAIM_HEADERS - headers):
         problems.append(f"CORS does not allow header {header}")
-    if "*" in headers:
-        problems.append("CORS allows every header; name the SigV4 ones")
+    for header in sorted(headers - CLAIM_HEADERS):
+        problems.append(f"CORS allows header {header}, which no request of the page sends")
     return problems
 
 

@@ -1,12 +1,22 @@
 // AWS: the Cognito unauthenticated identity (credentials kept fresh), the presigned WSS URL of
-// IoT Core kept fresh, and SigV4-signed API requests. Loaded with a dynamic import, only when
-// `GET /config` says the platform is `aws`.
+// IoT Core kept fresh, and the identity's OpenID token for the API's claim routes. Loaded with a
+// dynamic import, only when `GET /config` says the platform is `aws`.
+//
+// Claims are not SigV4-signed: Cognito scopes the credentials of unauthenticated identities down
+// to a list of services without API Gateway, whose IAM authorizer would refuse them. The claim
+// routes take `Authorization: Bearer <OpenID token>` instead, checked by a JWT authorizer (issuer
+// https://cognito-identity.amazonaws.com, audience the identity pool; `sub` is the identity id).
 
+import {
+  CognitoIdentityClient,
+  GetOpenIdTokenCommand,
+  type GetOpenIdTokenCommandOutput,
+} from '@aws-sdk/client-cognito-identity';
 import { fromCognitoIdentityPool } from '@aws-sdk/credential-providers';
 import type { ClientConfig } from './types';
 import type { RiderIdentity } from './identity';
 import type { UrlSource } from './mqtt';
-import { presignIotUrl, refreshDelay, signRequestHeaders, type AwsCredentials, type PresignedUrl } from './presign';
+import { presignIotUrl, refreshDelay, type AwsCredentials, type PresignedUrl } from './presign';
 
 /** Credentials are renewed this long before they expire. */
 const CREDENTIALS_MARGIN_MS = 5 * 60_000;
@@ -18,6 +28,11 @@ export type GuestCredentials = AwsCredentials & { identityId: string };
 
 export type GuestCredentialsProvider = () => Promise<GuestCredentials>;
 
+/** The part of the Cognito Identity client used here (a fake in tests). */
+export interface OpenIdTokenClient {
+  send(command: GetOpenIdTokenCommand): Promise<Pick<GetOpenIdTokenCommandOutput, 'IdentityId' | 'Token'>>;
+}
+
 /**
  * The page's Cognito unauthenticated identity. The SDK's provider keeps the identity id in the
  * browser's storage (IndexedDB), so a reload is the same identity, with the same claims.
@@ -26,12 +41,16 @@ export class CognitoGuest {
   private credentials: GuestCredentials | null = null;
   private inFlight: Promise<GuestCredentials> | null = null;
   private readonly provider: GuestCredentialsProvider;
+  private readonly cognito: OpenIdTokenClient;
 
   constructor(
     config: ClientConfig,
     private readonly now: () => Date = () => new Date(),
     provider?: GuestCredentialsProvider,
+    cognito?: OpenIdTokenClient,
   ) {
+    // GetOpenIdToken is a public call (no credentials, no signature): the identity id suffices.
+    this.cognito = cognito ?? new CognitoIdentityClient({ region: config.region });
     this.provider =
       provider ??
       (fromCognitoIdentityPool({
@@ -64,23 +83,44 @@ export class CognitoGuest {
       .finally(() => (this.inFlight = null));
     return this.inFlight;
   }
+
+  /**
+   * A new OpenID token of the identity (Cognito's GetOpenIdToken; valid 10 minutes, so one is
+   * fetched for each request that needs it). Errors say what failed.
+   */
+  async openIdToken(): Promise<string> {
+    const identityId = this.identityId;
+    let answer: Pick<GetOpenIdTokenCommandOutput, 'IdentityId' | 'Token'>;
+    try {
+      answer = await this.cognito.send(new GetOpenIdTokenCommand({ IdentityId: identityId }));
+    } catch (error) {
+      throw new Error(`Cognito refused an OpenID token for identity ${identityId} (${describeError(error)})`);
+    }
+    if (answer.IdentityId !== undefined && answer.IdentityId !== identityId) {
+      throw new Error(`Cognito gave an OpenID token for identity ${answer.IdentityId}, not for ${identityId}`);
+    }
+    if (typeof answer.Token !== 'string' || answer.Token === '') {
+      throw new Error(`Cognito gave no OpenID token for identity ${identityId}`);
+    }
+    return answer.Token;
+  }
 }
 
-/** The page as the Cognito identity: MQTT client id = identity id; API requests signed. */
-export async function cognitoRider(guest: CognitoGuest, region: string, now: () => Date = () => new Date()): Promise<RiderIdentity> {
+function describeError(error: unknown): string {
+  if (error instanceof Error) return error.name && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message;
+  return String(error);
+}
+
+/**
+ * The page as the Cognito identity: MQTT client id = identity id; API requests carry the
+ * identity's OpenID token as a bearer token.
+ */
+export async function cognitoRider(guest: CognitoGuest): Promise<RiderIdentity> {
   const { identityId } = await guest.current();
   return {
     identityId,
     mqtt: { clientId: identityId },
-    authorize: async (method, url) =>
-      signRequestHeaders({
-        method,
-        url,
-        service: 'execute-api',
-        region,
-        credentials: await guest.current(),
-        now: now(),
-      }),
+    authorize: async () => ({ authorization: `Bearer ${await guest.openIdToken()}` }),
   };
 }
 

@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { CognitoIdentityClient, GetOpenIdTokenCommand } from '@aws-sdk/client-cognito-identity';
 import { describe, expect, it } from 'vitest';
 import { Api, ApiError } from './api';
-import { CognitoGuest, cognitoRider, type GuestCredentials } from './aws';
+import { CognitoGuest, cognitoRider, type GuestCredentials, type OpenIdTokenClient } from './aws';
 import { claimRacer, takenMessage } from './claim';
 import { localRider } from './identity';
 import { parseClientConfig } from './config';
-import { authorizationParts, expectedHeaderSignature } from './sigv4-check';
 
 interface Call {
   method: string;
@@ -117,48 +117,141 @@ const guestCredentials: GuestCredentials = {
 };
 const now = new Date('2024-05-03T12:34:56.789Z');
 
+/** A fake Cognito Identity client: answers GetOpenIdToken with `answer`, records the requests. */
+function cognito(answer: (identityId: string, n: number) => { IdentityId?: string; Token?: string } | Promise<never>) {
+  const requests: { IdentityId?: string }[] = [];
+  const client: OpenIdTokenClient = {
+    send: async (command: GetOpenIdTokenCommand) => {
+      expect(command).toBeInstanceOf(GetOpenIdTokenCommand);
+      requests.push({ ...command.input });
+      return answer(command.input.IdentityId ?? '', requests.length);
+    },
+  };
+  return { client, requests };
+}
+
+const tokenOf = (identityId: string, n: number) => ({ IdentityId: identityId, Token: `eyJraWQiOiJldS13ZXN0LTEx.${n}.sig` });
+
+async function awsRider(answer: Parameters<typeof cognito>[0] = tokenOf) {
+  const fake = cognito(answer);
+  const guest = new CognitoGuest(awsConfig, () => now, async () => guestCredentials, fake.client);
+  return { rider: await cognitoRider(guest), guest, requests: fake.requests };
+}
+
+const awsBase = 'https://k3x9abc123.execute-api.eu-west-1.amazonaws.com';
+
 describe('claimRacer on AWS', () => {
-  it('signs the POST with SigV4 (execute-api, the Cognito credentials, the region)', async () => {
-    const guest = new CognitoGuest(awsConfig, () => now, async () => guestCredentials);
-    const rider = await cognitoRider(guest, awsConfig.region, () => now);
-    const base = 'https://k3x9abc123.execute-api.eu-west-1.amazonaws.com';
-    const { client, calls } = api(base, () => granted(42, identityId));
+  it("sends the identity's OpenID token (GetOpenIdToken for the page's identity id) as a bearer token, unsigned", async () => {
+    const { rider, requests } = await awsRider();
+    expect(requests).toEqual([]); // no token before a claim needs one
+    const { client, calls } = api(awsBase, () => granted(42, identityId));
     const outcome = await claimRacer(client, rider, 42);
-    expect(outcome.kind).toBe('claimed');
-    expect(calls).toHaveLength(1);
-    const { method, url, headers } = calls[0]!;
-    expect(method).toBe('POST');
-    expect(url).toBe(`${base}/racers/42/claim`);
-    expect(Object.keys(headers).sort()).toEqual([
-      'accept',
-      'authorization',
-      'x-amz-content-sha256',
-      'x-amz-date',
-      'x-amz-security-token',
-    ]);
-    expect(headers['x-amz-date']).toBe('20240503T123456Z');
-    expect(headers['x-amz-security-token']).toBe(guestCredentials.sessionToken);
-    expect(headers['x-amz-content-sha256']).toBe(createHash('sha256').update('').digest('hex'));
-    const auth = authorizationParts(headers.authorization!);
-    expect(auth.credential).toBe('ASIAGUESTKEY/20240503/eu-west-1/execute-api/aws4_request');
-    expect(auth.signedHeaders).toEqual(['host', 'x-amz-content-sha256', 'x-amz-date', 'x-amz-security-token']);
-    expect(auth.signature).toBe(
-      expectedHeaderSignature({
+    expect(outcome).toEqual({
+      kind: 'claimed',
+      claim: { racerId: 42, identityId, expiresAt: 1_714_800_000_000 },
+    });
+    expect(requests).toEqual([{ IdentityId: identityId }]);
+    expect(calls).toEqual([
+      {
         method: 'POST',
-        url,
-        headers: { ...headers, host: 'k3x9abc123.execute-api.eu-west-1.amazonaws.com' },
-        signedHeaders: auth.signedHeaders,
-        secret: guestCredentials.secretAccessKey,
-        region: 'eu-west-1',
-        service: 'execute-api',
-        amzDate: '20240503T123456Z',
-      }),
-    );
+        url: `${awsBase}/racers/42/claim`,
+        headers: { accept: 'application/json', authorization: 'Bearer eyJraWQiOiJldS13ZXN0LTEx.1.sig' },
+        body: undefined,
+      },
+    ]);
+  });
+
+  it('gets a new token for each claim (a token lives 10 minutes)', async () => {
+    const { rider, requests } = await awsRider();
+    const { client, calls } = api(awsBase, () => granted(42, identityId));
+    await claimRacer(client, rider, 42);
+    await claimRacer(client, rider, 42);
+    expect(requests).toEqual([{ IdentityId: identityId }, { IdentityId: identityId }]);
+    expect(calls.map((c) => c.headers.authorization)).toEqual([
+      'Bearer eyJraWQiOiJldS13ZXN0LTEx.1.sig',
+      'Bearer eyJraWQiOiJldS13ZXN0LTEx.2.sig',
+    ]);
+  });
+
+  it('on 409 says plainly that the racer is taken', async () => {
+    const { rider } = await awsRider();
+    const { client } = api(awsBase, () => Response.json({ error: 'racer 42 is held by another rider' }, { status: 409 }));
+    expect(await claimRacer(client, rider, 42)).toEqual({ kind: 'taken', message: takenMessage(42) });
+  });
+
+  it('says what failed: no token from Cognito (and then no claim sent), or the API refusing the token', async () => {
+    const refused = Object.assign(new Error('Access to Identity is forbidden.'), { name: 'NotAuthorizedException' });
+    const cases: [Parameters<typeof cognito>[0], (() => Response) | null, string][] = [
+      [
+        () => Promise.reject(refused),
+        null,
+        `Claiming racer 7 (POST /racers/7/claim) failed: could not authorize the request: Cognito refused an OpenID token for identity ${identityId} (NotAuthorizedException: Access to Identity is forbidden.)`,
+      ],
+      [
+        () => Promise.reject(new TypeError('Failed to fetch')),
+        null,
+        `Claiming racer 7 (POST /racers/7/claim) failed: could not authorize the request: Cognito refused an OpenID token for identity ${identityId} (TypeError: Failed to fetch)`,
+      ],
+      [
+        () => ({ IdentityId: identityId }),
+        null,
+        `Claiming racer 7 (POST /racers/7/claim) failed: could not authorize the request: Cognito gave no OpenID token for identity ${identityId}`,
+      ],
+      [
+        () => ({ IdentityId: 'eu-west-1:someone-else', Token: 'x.y.z' }),
+        null,
+        `Claiming racer 7 (POST /racers/7/claim) failed: could not authorize the request: Cognito gave an OpenID token for identity eu-west-1:someone-else, not for ${identityId}`,
+      ],
+      [
+        tokenOf,
+        () => Response.json({ message: 'Unauthorized' }, { status: 401 }),
+        'Claiming racer 7 (POST /racers/7/claim) failed: HTTP 401, Unauthorized — the backend did not accept this page’s identity; reload the page to get a new one',
+      ],
+    ];
+    for (const [answer, response, message] of cases) {
+      const { rider } = await awsRider(answer);
+      const { client, calls } = api(awsBase, response ?? (() => granted(7, identityId)));
+      const error = (await claimRacer(client, rider, 7).catch((e: unknown) => e)) as ApiError;
+      expect(error).toBeInstanceOf(ApiError);
+      expect(error.message).toBe(message);
+      expect(calls).toHaveLength(response === null ? 0 : 1);
+    }
+  });
+
+  it('asks Cognito with the SDK as the public GetOpenIdToken call: the identity id, no signature', async () => {
+    type Sent = { method: string; hostname: string; path: string; headers: Record<string, string>; body: string | Uint8Array };
+    const sent: Sent[] = [];
+    const sdk = new CognitoIdentityClient({
+      region: 'eu-west-1',
+      requestHandler: {
+        handle: async (request: Sent) => {
+          sent.push({ ...request, headers: { ...request.headers } });
+          return {
+            response: {
+              statusCode: 200,
+              headers: { 'content-type': 'application/x-amz-json-1.1' },
+              body: Readable.from([Buffer.from(JSON.stringify({ IdentityId: identityId, Token: 'header.payload.sig' }))]),
+            },
+          };
+        },
+      } as never,
+    });
+    const guest = new CognitoGuest(awsConfig, () => now, async () => guestCredentials, sdk);
+    const rider = await cognitoRider(guest);
+    expect(await rider.authorize('POST', `${awsBase}/racers/7/claim`)).toEqual({ authorization: 'Bearer header.payload.sig' });
+    expect(sent).toHaveLength(1);
+    const request = sent[0]!;
+    expect(request.method).toBe('POST');
+    expect(request.hostname).toBe('cognito-identity.eu-west-1.amazonaws.com');
+    expect(request.path).toBe('/');
+    expect(request.headers['x-amz-target']).toBe('AWSCognitoIdentityService.GetOpenIdToken');
+    const body = typeof request.body === 'string' ? request.body : new TextDecoder().decode(request.body);
+    expect(JSON.parse(body)).toEqual({ IdentityId: identityId });
+    expect(Object.keys(request.headers).map((h) => h.toLowerCase())).not.toContain('authorization');
   });
 
   it('connects MQTT with client id = the Cognito identity id, and nothing else', async () => {
-    const guest = new CognitoGuest(awsConfig, () => now, async () => guestCredentials);
-    const rider = await cognitoRider(guest, awsConfig.region, () => now);
+    const { rider, guest } = await awsRider();
     expect(rider.identityId).toBe(identityId);
     expect(rider.mqtt).toEqual({ clientId: identityId });
     expect(guest.identityId).toBe(identityId);
@@ -183,6 +276,6 @@ describe('claimRacer on AWS', () => {
 
   it('refuses credentials without an identity id', async () => {
     const guest = new CognitoGuest(awsConfig, () => now, async () => ({ ...guestCredentials, identityId: '' }));
-    await expect(cognitoRider(guest, awsConfig.region)).rejects.toThrow(/without an identity id/);
+    await expect(cognitoRider(guest)).rejects.toThrow(/without an identity id/);
   });
 });

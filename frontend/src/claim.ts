@@ -54,7 +54,7 @@ export async function claimRacer(api: Api, identity: RiderIdentity, racerId: num
   try {
     headers = await identity.authorize('POST', url);
   } catch (error) {
-    throw new ApiError(what, null, `could not sign the request (${(error as Error).message})`);
+    throw new ApiError(what, null, `could not authorize the request: ${(error as Error).message}`);
   }
   const response = await api.send(what, 'POST', url, headers);
   if (response.status === 409) return { kind: 'taken', message: takenMessage(racerId) };

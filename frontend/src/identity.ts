@@ -2,7 +2,7 @@
 //
 // - AWS: the Cognito unauthenticated identity (see aws.ts). The MQTT client id must be exactly the
 //   identity id (the guest policy allows connecting only as `client/<own identity id>`), and API
-//   requests are SigV4-signed with the identity's credentials.
+//   requests carry `Authorization: Bearer <the identity's Cognito OpenID token>`.
 // - The embedded stack: a local identity from `POST /_local/identity` (`{"identityId","token"}`),
 //   kept in localStorage so that a reload keeps the identity and the racers it claimed. MQTT
 //   connects with client id = username = identityId and password = token; API requests carry

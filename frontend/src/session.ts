@@ -243,7 +243,7 @@ export function createSession(
       }
       const guest = new aws.CognitoGuest(config);
       try {
-        rider = await aws.cognitoRider(guest, config.region);
+        rider = await aws.cognitoRider(guest);
       } catch (error) {
         setError('identity', new Error(`Getting a Cognito identity failed: ${describe(error)}`));
         return;
