@@ -11,9 +11,10 @@
 //!
 //! **Claims.** `POST /racers/{racerId}/claim` takes a racer for the caller (first claim wins; the
 //! holder renews it by claiming again), `DELETE` releases it, `GET` says who holds it. The caller
-//! is the identity API Gateway's authorizer established: `authorizer.iam.cognitoIdentity
-//! .identityId` (the AWS_IAM authorizer with Cognito credentials) or the `sub` claim of a JWT
-//! authorizer; the embedded stack's HTTP layer fills the former. Without one, a claim is 401; a
+//! is the identity API Gateway's authorizer established: on AWS the `sub` claim of the JWT
+//! authorizer, which checks the rider's Cognito OpenID token (guest credentials cannot call
+//! API Gateway with SigV4); `authorizer.iam.cognitoIdentity.identityId` is read too, which the
+//! embedded stack's HTTP layer fills. Without one, a claim is 401; a
 //! racer another identity holds is 409.
 
 mod config;
@@ -51,9 +52,8 @@ use params::Query;
 const ALLOWED_METHODS: &str = "GET, OPTIONS";
 /// Methods a claim answers.
 const CLAIM_METHODS: &str = "GET, POST, DELETE, OPTIONS";
-/// Headers a claim's preflight allows: a signed request's (SigV4, or a bearer token).
-const CLAIM_HEADERS: &str =
-    "content-type, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256";
+/// Headers a claim's preflight allows: the identity's token travels in `Authorization`.
+const CLAIM_HEADERS: &str = "content-type, authorization";
 
 /// Why a request (or the API's start) failed; each variant is one HTTP status.
 #[derive(Debug, thiserror::Error)]

@@ -868,7 +868,7 @@ async fn a_jwt_subject_is_an_identity_too_and_claims_refuse_bad_racers() {
 }
 
 #[tokio::test]
-async fn a_claims_preflight_allows_signed_posts_and_deletes() {
+async fn a_claims_preflight_allows_posts_and_deletes_with_a_token() {
     let table = MemoryTable::new();
     let response = handle(
         request("OPTIONS", "/racers/9/claim", &[]),
