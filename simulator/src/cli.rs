@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alleycat_domain::message::{MAX_DEVICE_TIMESTAMP_MS, MAX_RACER_ID, MIN_DEVICE_TIMESTAMP_MS};
+use alleycat_domain::trust::DEFAULT_CLOCK_SKEW_SECONDS;
 use alleycat_ports::RetryPolicy;
 use clap::{Parser, ValueEnum};
 
@@ -309,6 +310,9 @@ impl Cli {
                 )));
             }
         }
+        if self.target != Target::Stdout {
+            self.check_plausible()?;
+        }
         if self.target == Target::Local
             && let Err(error) = alleycat_cost::PriceTable::builtin().region(&self.local.cost_region)
         {
@@ -318,6 +322,46 @@ impl Cli {
             return Err(UsageError(format!(
                 "--retry-base-ms {} is larger than --retry-max-ms {}",
                 self.retry_base_ms, self.retry_max_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// A race sent to a stack must be plausible when it arrives (`alleycat_domain::trust`): not
+    /// a race that has closed, and no ride starting beyond the clock-skew allowance after its
+    /// records arrive. Only `--target stdout` replays any race.
+    fn check_plausible(&self) -> Result<(), UsageError> {
+        let skew_ms = u64::from(DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if let Some(start) = self.start_ms {
+            let closes =
+                start + (u64::from(self.window_seconds) + u64::from(self.seconds)) * 1000 + skew_ms;
+            if closes < now {
+                return Err(UsageError(format!(
+                    "--start-ms {start} is a race that closed before now: a stack rejects records \
+                     that arrive after their race closed (rule closed); replay old races with \
+                     --target stdout"
+                )));
+            }
+            if start > now + skew_ms {
+                return Err(UsageError(format!(
+                    "--start-ms {start} is more than {DEFAULT_CLOCK_SKEW_SECONDS} s in the future: \
+                     a stack rejects rides starting after their records arrive (rule future)"
+                )));
+            }
+        }
+        // Compressed time sends a late starter's first second early: its start lies
+        // `offset × (1 − 1/speed)` after that second arrives.
+        let compressed = self.speed == 0.0 || self.speed > 1.0;
+        if compressed && u64::from(self.start_offset_spread) * 1000 > skew_ms {
+            return Err(UsageError(format!(
+                "--start-offset-spread {} with --speed {} would start rides further ahead of \
+                 their first message than the stack's {DEFAULT_CLOCK_SKEW_SECONDS} s allowance \
+                 (rule future): spread starts over at most {DEFAULT_CLOCK_SKEW_SECONDS} s, or \
+                 ride in real time",
+                self.start_offset_spread, self.speed
             )));
         }
         Ok(())

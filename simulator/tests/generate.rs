@@ -285,6 +285,27 @@ fn argument_errors_are_clear() {
             &["--target", "stdout", "--start-ms", "1620051628"],
             "--start-ms",
         ),
+        (
+            &["--target", "local", "--start-ms", "1620051600000"],
+            "is a race that closed before now",
+        ),
+        (
+            &["--target", "local", "--start-ms", "4000000000000"],
+            "in the future",
+        ),
+        (
+            &[
+                "--target",
+                "kinesis",
+                "--stream-name",
+                "s",
+                "--speed",
+                "10",
+                "--start-offset-spread",
+                "200",
+            ],
+            "would start rides further ahead of their first message",
+        ),
     ];
     for (args, message) in cases {
         let output = refused(args);
