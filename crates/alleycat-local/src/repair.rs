@@ -25,8 +25,8 @@ pub struct DataDir {
     pub table: LocalTable,
     /// The delivery bucket (Firehose's `raw/` objects).
     pub delivery: LocalBucket,
-    /// The history bucket (class histories).
-    pub history: LocalBucket,
+    /// The history bucket (class histories), shared: a history merge store takes it by value.
+    pub history: Arc<LocalBucket>,
     _lock: File,
 }
 
@@ -49,7 +49,7 @@ impl DataDir {
         Ok(Self {
             table,
             delivery: bucket(DELIVERY_BUCKET)?,
-            history: bucket(HISTORY_BUCKET)?,
+            history: Arc::new(bucket(HISTORY_BUCKET)?),
             _lock: lock,
         })
     }
