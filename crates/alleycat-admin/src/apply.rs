@@ -107,24 +107,39 @@ pub async fn load<T: Table, H: MergeStore<u8, ClassHistory, Version = String>>(
     Ok(match doc {
         Doc::Standings(race) => Snapshot::Standings(
             race,
-            retry(policy, || MergeStore::<RaceKey, Standings>::load(table, &race)).await?.0,
+            retry(policy, || {
+                MergeStore::<RaceKey, Standings>::load(table, &race)
+            })
+            .await?
+            .0,
         ),
         Doc::Finals(race) => Snapshot::Finals(race, retry(policy, || table.finals(race)).await?.0),
         Doc::Leaderboard(class_id) => Snapshot::Leaderboard(
             class_id,
-            retry(policy, || table.leaderboard(class_id, usize::MAX)).await?.0,
+            retry(policy, || table.leaderboard(class_id, usize::MAX))
+                .await?
+                .0,
         ),
         Doc::Bests(key) => Snapshot::Bests(
             key,
-            retry(policy, || MergeStore::<BestsKey, SecondSeries>::load(table, &key)).await?.0,
+            retry(policy, || {
+                MergeStore::<BestsKey, SecondSeries>::load(table, &key)
+            })
+            .await?
+            .0,
         ),
         Doc::Trace(key) => Snapshot::Trace(
             key,
-            retry(policy, || MergeStore::<TraceKey, SecondSeries>::load(table, &key)).await?.0,
+            retry(policy, || {
+                MergeStore::<TraceKey, SecondSeries>::load(table, &key)
+            })
+            .await?
+            .0,
         ),
-        Doc::History(class_id) => {
-            Snapshot::History(class_id, retry(policy, || histories.load(&class_id)).await?.0)
-        }
+        Doc::History(class_id) => Snapshot::History(
+            class_id,
+            retry(policy, || histories.load(&class_id)).await?.0,
+        ),
     })
 }
 
@@ -185,7 +200,10 @@ impl<'a> Plan<'a> {
     pub fn is_live(&self, race_id: u64) -> bool {
         let clock = self.rules.plausibility.clock;
         let skew = u64::from(self.rules.plausibility.clock_skew_seconds) * 1000;
-        self.now_ms < clock.race_closes_at(race_id).saturating_add(skew + self.settle_ms)
+        self.now_ms
+            < clock
+                .race_closes_at(race_id)
+                .saturating_add(skew + self.settle_ms)
     }
 
     fn excludes(&self, racer_id: u32) -> bool {
@@ -201,7 +219,12 @@ impl<'a> Plan<'a> {
     ) -> Result<Vec<(Item, Outcome)>, RetryError> {
         match snapshot {
             Snapshot::Standings(race, stored) => {
-                let mut target = self.aggregate.standings.get(&race).cloned().unwrap_or_default();
+                let mut target = self
+                    .aggregate
+                    .standings
+                    .get(&race)
+                    .cloned()
+                    .unwrap_or_default();
                 if self.is_live(race.race_id)
                     && let Some((stored, _)) = &stored
                 {
@@ -230,13 +253,19 @@ impl<'a> Plan<'a> {
             Snapshot::Bests(key, stored) => {
                 // All time: what the archive holds, which includes every object merged into the
                 // stored bests before they were read (the archive is listed again after reads).
-                let target = self.aggregate.bests.get(&key).filter(|s| !s.is_empty()).cloned();
+                let target = self
+                    .aggregate
+                    .bests
+                    .get(&key)
+                    .filter(|s| !s.is_empty())
+                    .cloned();
                 let outcome = self.versioned(table, &key, stored, target).await?;
                 Ok(vec![(Item::Bests(key), outcome)])
             }
-            Snapshot::History(class_id, stored) => {
-                self.history(histories, class_id, stored).await.map(|o| vec![(Item::History(class_id), o)])
-            }
+            Snapshot::History(class_id, stored) => self
+                .history(histories, class_id, stored)
+                .await
+                .map(|o| vec![(Item::History(class_id), o)]),
             Snapshot::Finals(race, stored) => self.finals(table, race, stored).await,
             Snapshot::Leaderboard(class_id, stored) => {
                 self.leaderboard(table, class_id, stored).await
@@ -262,7 +291,9 @@ impl<'a> Plan<'a> {
             (None, None) => return Ok(Outcome::Done(Change::Absent)),
             (None, Some(_)) => Change::Added,
             (Some(_), None) => Change::Removed,
-            (Some((old, _)), Some(new)) if old == new => return Ok(Outcome::Done(Change::Unchanged)),
+            (Some((old, _)), Some(new)) if old == new => {
+                return Ok(Outcome::Done(Change::Unchanged));
+            }
             (Some(_), Some(_)) => Change::Changed,
         };
         if self.dry_run {
@@ -351,7 +382,10 @@ impl<'a> Plan<'a> {
                 Outcome::Done(change)
             } else {
                 let old = old.expect("a removal removes something");
-                conditional(retry(&self.policy, || table.remove_final(old)).await, change)?
+                conditional(
+                    retry(&self.policy, || table.remove_final(old)).await,
+                    change,
+                )?
             };
             outcomes.push((item, outcome));
         }
@@ -399,12 +433,11 @@ impl<'a> Plan<'a> {
             let outcome = if self.dry_run || change == Change::Unchanged {
                 Outcome::Done(change)
             } else {
-                let written = match new {
-                    Some(new) => retry(&self.policy, || table.replace_record(class_id, new, old)).await,
-                    None => {
-                        let old = old.expect("a removal removes something");
-                        retry(&self.policy, || table.remove_record(class_id, old)).await
-                    }
+                let written = if let Some(new) = new {
+                    retry(&self.policy, || table.replace_record(class_id, new, old)).await
+                } else {
+                    let old = old.expect("a removal removes something");
+                    retry(&self.policy, || table.remove_record(class_id, old)).await
                 };
                 conditional(written, change)?
             };
@@ -451,7 +484,9 @@ pub async fn apply_all<T: Table, H: MergeStore<u8, ClassHistory, Version = Strin
 ) -> Result<Vec<(Doc, Vec<(Item, Outcome)>)>, RetryError> {
     futures::stream::iter(snapshots)
         .map(|(doc, snapshot)| async move {
-            plan.apply(snapshot, table, histories).await.map(|o| (doc, o))
+            plan.apply(snapshot, table, histories)
+                .await
+                .map(|o| (doc, o))
         })
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>()

@@ -85,7 +85,10 @@ impl Workers {
 }
 
 /// The archive's objects: every `raw/` object but Firehose's failed records.
-pub async fn list<D: ListObjects>(delivery: &D, policy: &RetryPolicy) -> Result<Vec<Listed>, RetryError> {
+pub async fn list<D: ListObjects>(
+    delivery: &D,
+    policy: &RetryPolicy,
+) -> Result<Vec<Listed>, RetryError> {
     let (mut listed, _) = retry(policy, || delivery.list(RAW_PREFIX)).await?;
     listed.retain(|l| !l.key.split('/').any(|segment| segment == PROCESSING_FAILED));
     Ok(listed)

@@ -66,7 +66,9 @@ pub mod scope;
 use std::collections::BTreeSet;
 
 use alleycat_domain::ClassHistory;
-use alleycat_ports::{Claims, ListObjects, MergeStore, ObjectStore, Queries, RetryError, RetryPolicy};
+use alleycat_ports::{
+    Claims, ListObjects, MergeStore, ObjectStore, Queries, RetryError, RetryPolicy,
+};
 use indicatif::ProgressBar;
 
 pub use aggregate::{Aggregate, Counts, Rules};
@@ -166,7 +168,9 @@ where
 {
     let rules = &options.rules;
     let policy = &options.policy;
-    let listed = archive::list(delivery, policy).await.map_err(Error::Archive)?;
+    let listed = archive::list(delivery, policy)
+        .await
+        .map_err(Error::Archive)?;
     progress.set_length(listed.iter().map(|l| l.size).sum());
     let mut seen: BTreeSet<String> = listed.iter().map(|l| l.key.clone()).collect();
     let mut aggregate = archive::read(
@@ -196,14 +200,15 @@ where
             return Err(Error::Unsettled(docs.len()));
         }
         report.rounds += 1;
-        let snapshots =
-            apply::load_all(&docs, table, histories, policy, options.concurrency)
-                .await
-                .map_err(Error::Write)?;
+        let snapshots = apply::load_all(&docs, table, histories, policy, options.concurrency)
+            .await
+            .map_err(Error::Write)?;
         if !options.dry_run {
             // Whatever a function merged into the documents just read came from objects that
             // exist now: fold them in before replacing anything.
-            let mut relisted = archive::list(delivery, policy).await.map_err(Error::Archive)?;
+            let mut relisted = archive::list(delivery, policy)
+                .await
+                .map_err(Error::Archive)?;
             relisted.retain(|l| !seen.contains(&l.key));
             if !relisted.is_empty() {
                 progress.inc_length(relisted.iter().map(|l| l.size).sum());
@@ -291,11 +296,10 @@ async fn check_horizon<T: Queries>(
         return Ok(());
     }
     for &class_id in classes {
-        let (rows, _) = alleycat_ports::retry(&options.policy, || {
-            table.leaderboard(class_id, usize::MAX)
-        })
-        .await
-        .map_err(Error::Write)?;
+        let (rows, _) =
+            alleycat_ports::retry(&options.policy, || table.leaderboard(class_id, usize::MAX))
+                .await
+                .map_err(Error::Write)?;
         let first_race = aggregate.first_race.get(&class_id).copied();
         let older = rows
             .iter()

@@ -144,8 +144,10 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<Report> {
         let config = alleycat_aws::load_config().await;
         let table = alleycat_aws::DynamoTable::from_conf(&config, table);
         let delivery = alleycat_aws::S3Objects::from_conf(&config, delivery);
-        let histories =
-            HistoryObjects::new(alleycat_aws::S3Objects::from_conf(&config, history), args.top_k);
+        let histories = HistoryObjects::new(
+            alleycat_aws::S3Objects::from_conf(&config, history),
+            args.top_k,
+        );
         alleycat_admin::rebuild(&delivery, &table, &histories, &options, &progress).await?
     };
     progress.finish_and_clear();

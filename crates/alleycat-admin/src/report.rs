@@ -166,7 +166,11 @@ impl fmt::Display for Report {
         }
         writeln!(f)?;
         let verb = if self.dry_run { "would be " } else { "" };
-        writeln!(f, "{:<18} {verb}added / changed / removed / unchanged", "view")?;
+        writeln!(
+            f,
+            "{:<18} {verb}added / changed / removed / unchanged",
+            "view"
+        )?;
         for view in View::ALL {
             let t = self.tally(view);
             writeln!(

@@ -42,7 +42,8 @@ impl Scope {
     pub fn has_race(&self, race_id: u64, clock: RaceClock) -> bool {
         let opens = clock.race_opens_at(race_id);
         let ends = clock.race_opens_at(race_id.saturating_add(1));
-        self.since_ms.is_none_or(|since| ends > since) && self.until_ms.is_none_or(|until| opens < until)
+        self.since_ms.is_none_or(|since| ends > since)
+            && self.until_ms.is_none_or(|until| opens < until)
     }
 }
 
@@ -53,8 +54,7 @@ pub fn parse_time(text: &str) -> Result<u64, String> {
     }
     let time = chrono::DateTime::parse_from_rfc3339(text)
         .map_err(|e| format!("{text:?} is neither RFC 3339 nor epoch milliseconds: {e}"))?;
-    u64::try_from(time.timestamp_millis())
-        .map_err(|_| format!("{text:?} is before 1970"))
+    u64::try_from(time.timestamp_millis()).map_err(|_| format!("{text:?} is before 1970"))
 }
 
 #[cfg(test)]
@@ -65,7 +65,10 @@ mod tests {
     fn times_read_as_rfc_3339_or_epoch_milliseconds() {
         assert_eq!(parse_time("1700000000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
-        assert_eq!(parse_time("2023-11-14T23:13:20+01:00"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20+01:00"),
+            Ok(1_700_000_000_000)
+        );
         assert!(parse_time("yesterday").is_err());
     }
 

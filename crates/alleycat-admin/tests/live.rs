@@ -62,7 +62,9 @@ async fn setup() -> Result<(MemoryObjects, MemoryTable), PortError> {
     let delivery = MemoryObjects::new();
     delivery.insert("raw/a.gz", gzip(&format!("{}\n", line(1, 90))));
     let table = MemoryTable::new();
-    let stored: Standings = [(1, out(60)), (2, out(70)), (9, out(250))].into_iter().collect();
+    let stored: Standings = [(1, out(60)), (2, out(70)), (9, out(250))]
+        .into_iter()
+        .collect();
     table.store(&RACE, &stored, None).await?;
     Ok((delivery, table))
 }
@@ -72,7 +74,14 @@ async fn a_live_race_keeps_what_the_archive_lacks_but_not_the_excluded() -> Test
     let (delivery, table) = setup().await?;
     let histories = HistoryObjects::new(MemoryObjects::new(), 10);
     // The race closes at T0 + 20 s: a second before, it still receives data.
-    let report = rebuild(&delivery, &table, &histories, &options(T0 + 19_000), &ProgressBar::hidden()).await?;
+    let report = rebuild(
+        &delivery,
+        &table,
+        &histories,
+        &options(T0 + 19_000),
+        &ProgressBar::hidden(),
+    )
+    .await?;
     let want: Standings = [(1, out(90)), (2, out(70))].into_iter().collect();
     assert_eq!(table.all_standings()[&RACE], want);
     assert_eq!(report.items[&Item::Standings(RACE)], Change::Changed);
@@ -86,7 +95,14 @@ async fn a_settled_race_is_replaced_and_a_lost_write_redone() -> TestResult {
     // A function's merge lands between the rebuild's read and its write: the first write
     // conflicts, and the standings are read and computed again.
     table.faults.fail("store:standings", PortError::Conflict, 1);
-    let report = rebuild(&delivery, &table, &histories, &options(T0 + 20_000), &ProgressBar::hidden()).await?;
+    let report = rebuild(
+        &delivery,
+        &table,
+        &histories,
+        &options(T0 + 20_000),
+        &ProgressBar::hidden(),
+    )
+    .await?;
     let want: Standings = [(1, out(90))].into_iter().collect();
     assert_eq!(table.all_standings()[&RACE], want);
     assert_eq!(report.rounds, 2);
@@ -108,14 +124,30 @@ async fn an_archive_that_no_longer_reaches_a_stored_record_stops_the_rebuild() -
         updated_at: 1,
     };
     table.offer_record(1, &old).await?;
-    let error = rebuild(&delivery, &table, &histories, &options(T0 + 20_000), &ProgressBar::hidden())
-        .await
-        .unwrap_err();
-    assert!(error.to_string().contains("--allow-archive-gaps"), "{error}");
+    let error = rebuild(
+        &delivery,
+        &table,
+        &histories,
+        &options(T0 + 20_000),
+        &ProgressBar::hidden(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("--allow-archive-gaps"),
+        "{error}"
+    );
     assert_eq!(table.standings_version(RACE), 1, "nothing was written");
     let mut options = options(T0 + 20_000);
     options.allow_archive_gaps = true;
-    rebuild(&delivery, &table, &histories, &options, &ProgressBar::hidden()).await?;
+    rebuild(
+        &delivery,
+        &table,
+        &histories,
+        &options,
+        &ProgressBar::hidden(),
+    )
+    .await?;
     assert!(table.all_leaderboard_rows().is_empty());
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! conditional on what the rebuild read (the version of a max-merged item, every attribute of a
 //! leaderboard row or a final), and the delivery bucket's listing.
 
+use std::fmt::Write as _;
+
 use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
 use alleycat_ports::{
     BestsKey, FinalsRepair, ListObjects, Listed, PortError, RemoveStore, TraceKey,
@@ -54,7 +56,7 @@ impl Still {
             if i > 0 {
                 still.expression.push_str(" AND ");
             }
-            still.expression.push_str(&format!("#a{i} = :v{i}"));
+            let _ = write!(still.expression, "#a{i} = :v{i}");
             still.names.push((format!("#a{i}"), name));
             still.values.push((format!(":v{i}"), value));
         }

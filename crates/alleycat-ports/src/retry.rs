@@ -129,7 +129,7 @@ where
     V: MaxMerge + Clone + Send + Sync,
     S: MergeStore<K, V>,
 {
-    merge_into_with(store, key, delta, policy, |value, delta| value.merge(delta)).await
+    merge_into_with(store, key, delta, policy, MaxMerge::merge).await
 }
 
 /// [`merge_into`] with another merge than [`MaxMerge::merge`] (say, one that caps a race's

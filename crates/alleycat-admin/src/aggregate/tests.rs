@@ -50,7 +50,11 @@ fn lines_are_judged_by_scope_exclusion_and_plausibility_at_arrival() {
         class_id: 1,
         race_id: 170_000_000,
     };
-    let racers: Vec<u32> = aggregate.standings[&race].results().keys().copied().collect();
+    let racers: Vec<u32> = aggregate.standings[&race]
+        .results()
+        .keys()
+        .copied()
+        .collect();
     assert_eq!(racers, [1, 4]);
     // The excluded and the rejected racers' documents are named, to be removed if stored.
     assert_eq!(aggregate.traces_named.len(), 4);
@@ -60,9 +64,18 @@ fn lines_are_judged_by_scope_exclusion_and_plausibility_at_arrival() {
 #[test]
 fn an_identitys_lines_count_only_while_it_held_the_racer() {
     let mut aggregate = Aggregate::default();
-    add(&mut aggregate, &line(1, 1, r#","identityId":"alice","arrivedAt":1700000000500"#));
-    add(&mut aggregate, &line(1, 1, r#","identityId":"mallory","arrivedAt":1700000000600"#));
-    add(&mut aggregate, &line(2, 1, r#","identityId":"alice","arrivedAt":1700000000700"#));
+    add(
+        &mut aggregate,
+        &line(1, 1, r#","identityId":"alice","arrivedAt":1700000000500"#),
+    );
+    add(
+        &mut aggregate,
+        &line(1, 1, r#","identityId":"mallory","arrivedAt":1700000000600"#),
+    );
+    add(
+        &mut aggregate,
+        &line(2, 1, r#","identityId":"alice","arrivedAt":1700000000700"#),
+    );
     assert_eq!(aggregate.pending_racers(), [1, 2]);
     let claims: HashMap<u32, Claim> = [(
         1,
@@ -86,7 +99,11 @@ fn an_identitys_lines_count_only_while_it_held_the_racer() {
 
 #[test]
 fn workers_aggregates_merge_to_one_aggregate_of_every_line() {
-    let (mut a, mut b, mut both) = (Aggregate::default(), Aggregate::default(), Aggregate::default());
+    let (mut a, mut b, mut both) = (
+        Aggregate::default(),
+        Aggregate::default(),
+        Aggregate::default(),
+    );
     add(&mut a, &line(1, 1, ""));
     add(&mut b, &line_at(1, 1, 61, ""));
     add(&mut b, &line(3, 1, ""));

@@ -15,9 +15,7 @@ use alleycat_domain::{
     Reading, SecondSeries, Standings,
 };
 use alleycat_local::testing::Oracle;
-use alleycat_ports::{
-    BestsKey, Claims, Finals, MergeStore, Queries, RetryPolicy, TraceKey, merge_into,
-};
+use alleycat_ports::{BestsKey, Claims, MergeStore, RetryPolicy, TraceKey, merge_into};
 use serde_json::{Value, json};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -32,6 +30,11 @@ pub const FORGER_RACER: u32 = 666;
 pub const HOLDER: &str = "local:00000000000000000000000000000007";
 pub const FORGER: &str = "local:000000000000000000000000000000ff";
 
+/// 470.25: the most the schema allows (cadence 250, resistance 100), what the forger sends.
+pub fn forged_output() -> Output {
+    Output::from_effort(250.0, 100.0)
+}
+
 /// The lines of one race.
 pub struct Scenario {
     pub clock: RaceClock,
@@ -42,7 +45,14 @@ pub struct Scenario {
     pub forged: Vec<Vec<u8>>,
 }
 
-fn message(racer: u32, second: u16, start_ms: u64, race_id: u64, cadence: f64, resistance: f64) -> Value {
+fn message(
+    racer: u32,
+    second: u16,
+    start_ms: u64,
+    race_id: u64,
+    cadence: f64,
+    resistance: f64,
+) -> Value {
     json!({
         "event": if second == SECONDS { "final" } else { "update" },
         "deviceTimestamp": start_ms + (u64::from(second) - 1) * 1000,
@@ -133,7 +143,11 @@ impl Scenario {
 
 /// A delivery object as the transformer archives `lines`: each a compact reading with its
 /// `output` and `arrivedAt` (and the stamped `identityId`), gzip NDJSON.
-pub fn archive_object<'a>(lines: impl IntoIterator<Item = &'a Vec<u8>>, clock: RaceClock, arrived_at: u64) -> Vec<u8> {
+pub fn archive_object<'a>(
+    lines: impl IntoIterator<Item = &'a Vec<u8>>,
+    clock: RaceClock,
+    arrived_at: u64,
+) -> Vec<u8> {
     let mut ndjson = Vec::new();
     for line in lines {
         let mut reading = Reading::from_json(line, clock).expect("valid lines");
@@ -164,10 +178,19 @@ pub async fn merge_unjudged<'a, T: Table, H: MergeStore<u8, ClassHistory>>(
     let mut finals = Vec::new();
     for line in lines {
         let r = Reading::from_json(line, clock)?;
-        standings.entry(r.race()).or_default().record(r.racer_id, r.output);
-        let key = BestsKey { racer_id: r.racer_id, class_id: r.class_id };
+        standings
+            .entry(r.race())
+            .or_default()
+            .record(r.racer_id, r.output);
+        let key = BestsKey {
+            racer_id: r.racer_id,
+            class_id: r.class_id,
+        };
         bests.entry(key).or_default().record(r.second, r.output);
-        let key = TraceKey { racer_id: r.racer_id, race: r.race() };
+        let key = TraceKey {
+            racer_id: r.racer_id,
+            race: r.race(),
+        };
         traces.entry(key).or_default().record(r.second, r.output);
         history.record(r.second, r.racer_id, r.output);
         history.touch(r.device_timestamp);
@@ -185,7 +208,9 @@ pub async fn merge_unjudged<'a, T: Table, H: MergeStore<u8, ClassHistory>>(
     merge_into(histories, &CLASS, &history, &policy).await?;
     for result in &finals {
         table.put_final(result).await?;
-        table.offer_record(CLASS, &result.to_leaderboard_entry()).await?;
+        table
+            .offer_record(CLASS, &result.to_leaderboard_entry())
+            .await?;
     }
     Ok(())
 }
@@ -218,31 +243,59 @@ pub async fn assert_views_in<T: Table, H: MergeStore<u8, ClassHistory>>(
     histories: &H,
     oracle: &Oracle,
 ) -> TestResult {
-    let race = RaceKey { class_id: oracle.class_id, race_id: oracle.race_id };
+    let race = RaceKey {
+        class_id: oracle.class_id,
+        race_id: oracle.race_id,
+    };
     let stored = table.standings(race).await?.expect("standings");
-    let want: Standings = oracle.standings.iter().map(|(r, o)| (u32::try_from(*r).unwrap(), out(*o))).collect();
+    let want: Standings = oracle
+        .standings
+        .iter()
+        .map(|(r, o)| (u32::try_from(*r).unwrap(), out(*o)))
+        .collect();
     assert_eq!(stored.standings, want, "standings");
     let finals: BTreeMap<u64, (String, f64, u64)> = table
         .finals(race)
         .await?
         .into_iter()
-        .map(|f| (u64::from(f.racer_id), (f.name, f.output.as_f64(), f.finished_at)))
+        .map(|f| {
+            (
+                u64::from(f.racer_id),
+                (f.name, f.output.as_f64(), f.finished_at),
+            )
+        })
         .collect();
     assert_eq!(finals, oracle.finals, "finals");
     let rows: Vec<LeaderboardEntry> = table.leaderboard(oracle.class_id, 1000).await?;
-    let rows: Vec<(u64, f64)> = rows.iter().map(|e| (u64::from(e.racer_id), e.best.as_f64())).collect();
+    let rows: Vec<(u64, f64)> = rows
+        .iter()
+        .map(|e| (u64::from(e.racer_id), e.best.as_f64()))
+        .collect();
     assert_eq!(rows, oracle.leaderboard(), "leaderboard");
     for (racer, seconds) in &oracle.seconds {
         let racer_id = u32::try_from(*racer).unwrap();
         let want = series(seconds);
-        let key = BestsKey { racer_id, class_id: oracle.class_id };
-        assert_eq!(table.bests(key).await?, Some(want.clone()), "bests of {racer}");
+        let key = BestsKey {
+            racer_id,
+            class_id: oracle.class_id,
+        };
+        assert_eq!(
+            table.bests(key).await?,
+            Some(want.clone()),
+            "bests of {racer}"
+        );
         let key = TraceKey { racer_id, race };
         assert_eq!(table.trace(key).await?, Some(want), "trace of {racer}");
     }
-    let forger = BestsKey { racer_id: FORGER_RACER, class_id: oracle.class_id };
+    let forger = BestsKey {
+        racer_id: FORGER_RACER,
+        class_id: oracle.class_id,
+    };
     assert_eq!(table.bests(forger).await?, None, "the forger's bests");
-    let forger = TraceKey { racer_id: FORGER_RACER, race };
+    let forger = TraceKey {
+        racer_id: FORGER_RACER,
+        race,
+    };
     assert_eq!(table.trace(forger).await?, None, "the forger's trace");
     let (history, _) = histories.load(&oracle.class_id).await?.expect("a history");
     for second in 1..=oracle.seconds_per_race {
@@ -259,6 +312,8 @@ pub async fn assert_views_in<T: Table, H: MergeStore<u8, ClassHistory>>(
 /// Gunzips bytes (history objects in assertions).
 pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
