@@ -17,6 +17,7 @@ pub mod function;
 pub mod iot;
 mod item;
 pub mod moto;
+mod repair;
 pub mod s3;
 
 pub use alleycat_ports::keys;

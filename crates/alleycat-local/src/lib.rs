@@ -26,6 +26,7 @@ pub mod identity;
 pub mod ingest;
 pub mod meter;
 pub mod objects;
+pub mod repair;
 pub mod sources;
 pub mod stack;
 pub mod stream;

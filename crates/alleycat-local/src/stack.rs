@@ -231,7 +231,7 @@ fn reset(dir: &Path) -> Result<(), LocalError> {
 
 /// Takes the data directory for this process: two stacks on one directory would corrupt each
 /// other's checkpoints. The lock goes with the process, however it ends.
-fn lock(data_dir: &Path) -> Result<File, LocalError> {
+pub(crate) fn lock(data_dir: &Path) -> Result<File, LocalError> {
     let path = data_dir.join("LOCK");
     let file = File::create(&path).map_err(io(&path))?;
     file.try_lock().map_err(|_| {

@@ -34,6 +34,7 @@ use serde_dynamo::{AttributeValue, Item};
 use tokio::sync::Notify;
 
 mod claims;
+mod repair;
 
 use crate::db::Db;
 use crate::error::{LocalError, port_error};

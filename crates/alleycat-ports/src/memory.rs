@@ -15,6 +15,8 @@ use crate::objects::{Object, ObjectStore, PutCondition};
 use crate::realtime::Publisher;
 use crate::table::{BestsKey, Claims, Finals, MergeStore, Queries, StoredStandings, TraceKey};
 
+mod repair;
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -3,6 +3,7 @@
 
 mod objects;
 mod realtime;
+mod repair;
 /// The shared moto support, under the name these tests use.
 mod support {
     pub use alleycat_aws::moto::*;

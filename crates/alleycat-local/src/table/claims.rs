@@ -32,7 +32,7 @@ fn stored(tx: &rusqlite::Connection, racer_id: u32) -> rusqlite::Result<Option<(
 }
 
 /// Deletes the item at `(pk, sk)` (DynamoDB's DeleteItem) and appends its `REMOVE` change.
-fn remove(
+pub(super) fn remove(
     tx: &Transaction<'_>,
     pk: &str,
     sk: &str,
