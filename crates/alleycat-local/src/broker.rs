@@ -6,21 +6,22 @@
 //! the rest. The rest of the stack talks to the broker through in-process links, with no socket
 //! in between:
 //!
-//! - [`LocalBroker::subscribe_batches`] is the ingest rule's subscription: it hands every
-//!   message published to its filters (`alleycat-publish` and `alleycat-publish/+`, where the
-//!   gate puts identities' messages) to a handler, in batches, in arrival order;
 //! - [`LocalBroker::publisher`] is the [`Publisher`] port the `publisher` function pushes live
-//!   standings through (`alleycat-subscribe/class-<c>`, QoS 0).
+//!   standings through (`alleycat-subscribe/class-<c>`, QoS 0);
+//! - [`LocalBroker::subscribe_batches`] hands every message published to some filters to a
+//!   handler, in batches. The stack's ingest rule no longer uses it: the gate hands publishes to
+//!   `alleycat-publish` to the rule itself ([`crate::ingest`]), because of the next point.
 //!
 //! rumqttd facts this module is built around (all verified against rumqttd 0.20):
 //!
 //! - A broker cannot be stopped: its threads live as long as the process.
 //! - A publisher's PUBACK is sent when the message is appended to the router's in-memory commit
-//!   log, not when the ingest rule has taken it. The log of each subscription filter holds up to
-//!   [`LOG_SEGMENT_COUNT`] segments of [`LOG_SEGMENT_BYTES`]; a rule that falls further behind
-//!   loses the oldest messages (logged as a warning with the count), and a crash loses what the
-//!   rule has not yet taken. Messages published before [`LocalBroker::subscribe_batches`]
-//!   subscribes are acknowledged and dropped, as on any MQTT broker with no subscriber.
+//!   log, not when a subscriber has taken it; the log of each subscription filter holds up to
+//!   [`LOG_SEGMENT_COUNT`] segments of [`LOG_SEGMENT_BYTES`] besides the one being written, and
+//!   a subscriber that falls further behind loses the oldest messages. Nothing acknowledged
+//!   should go through it, then; the standings (snapshots, each superseding the last) may.
+//! - Those logs are never shrunk while a filter has ever been subscribed: their bound is the
+//!   broker's memory. Hence small segments (see [`LOG_SEGMENT_BYTES`]).
 //! - rumqttd has no useful permissions, and handshakes WebSockets inside its accept loop with no
 //!   deadline: hence the gate, and no listener of rumqttd's on a public port.
 //! - rumqttd logs ordinary disconnections at `error` level (target `rumqttd`); the stack's log
@@ -48,15 +49,18 @@ use tracing::{error, info, warn};
 use crate::error::LocalError;
 
 /// Size of one segment of a subscription filter's in-memory commit log, in bytes (topic plus
-/// payload of every message).
-pub const LOG_SEGMENT_BYTES: usize = 4 << 20;
+/// payload of every message). Only the standings go through the broker: one message of a race
+/// at its cap is about 32 KB, and IoT Core's largest is 128 KB, so a segment holds a few dozen.
+pub const LOG_SEGMENT_BYTES: usize = 1 << 20;
 
-/// Segments kept per subscription filter besides the one being written: with
-/// [`LOG_SEGMENT_BYTES`], a filter holds up to 36 MiB, about 130,000 device messages of the
-/// ingest rule's backlog, before the oldest are dropped.
-pub const LOG_SEGMENT_COUNT: usize = 8;
+/// Segments kept per subscription filter besides the one being written. With
+/// [`LOG_SEGMENT_BYTES`], a filter holds at most 3 MiB (rumqttd keeps a filter's log for the
+/// life of the process, so this is what each filter ever subscribed to, `alleycat-subscribe/+`
+/// and one per class, costs in memory); a subscriber more than 2 MiB of standings behind skips
+/// the oldest, which newer standings supersede anyway.
+pub const LOG_SEGMENT_COUNT: usize = 2;
 
-/// In-process links (the ingest rule, publishers) the router admits on top of
+/// In-process links (publishers, subscriptions) the router admits on top of
 /// [`BrokerConfig::max_connections`].
 const IN_PROCESS_LINKS: usize = 16;
 

@@ -1,24 +1,56 @@
-//! The embedded database: one SQLite file per store, in WAL mode, behind a mutex.
+//! The embedded database: one SQLite file per store, in WAL mode: one writing connection behind
+//! a mutex, and a pool of reading connections.
 //!
-//! SQLite serializes writers anyway, so one connection per file behind a [`std::sync::Mutex`] is
-//! the simplest correct choice; every call holds it for one short statement or transaction and
-//! never across an `.await`. `synchronous = NORMAL` in WAL mode keeps every committed
-//! transaction through a crash of the process (the case the stack promises: kill it, restart it,
-//! nothing acknowledged is lost); surviving power loss as well would need `FULL`, one fsync per
-//! commit.
+//! SQLite serializes writers anyway, so one writing connection per file behind a
+//! [`std::sync::Mutex`] is the simplest correct choice; every call holds it for one short
+//! statement or transaction and never across an `.await`. Readers do not queue behind it: WAL
+//! lets any number of connections read the last committed state while a write is under way, so
+//! [`Db::read`] takes a connection of its own from a small pool (opened on demand, at most
+//! [`IDLE_READERS`] kept). That is what keeps the API answering while the stream, the race
+//! aggregator and Firehose write as fast as they can.
+//!
+//! SQLite calls block, for the length of a statement or a wait for the lock; on the runtime's
+//! few worker threads (two on a laptop) a few of them would hold up every request and every
+//! MQTT connection. So every call runs through [`blocking`], which hands the worker's other
+//! tasks to another thread for its duration.
+//!
+//! `synchronous = NORMAL` in WAL mode keeps every committed transaction through a crash of the
+//! process (the case the stack promises: kill it, restart it, nothing acknowledged is lost);
+//! surviving power loss as well would need `FULL`, one fsync per commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction};
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::LocalError;
+
+/// Reading connections kept open between reads, per file; more are opened while more reads run
+/// at once, and closed after.
+pub const IDLE_READERS: usize = 4;
+
+/// Runs `f`, which blocks (on SQLite, a file), off the async worker threads: on a multi-threaded
+/// runtime the worker's other tasks move to another thread while `f` runs
+/// ([`tokio::task::block_in_place`]); outside a runtime, or on a current-thread one (tests),
+/// `f` simply runs. Unlike `spawn_blocking` it needs no `'static` closure, so callers keep
+/// borrowing their keys and values.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
 
 /// One database file.
 #[derive(Debug)]
 pub struct Db {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Idle reading connections.
+    readers: Mutex<Vec<Connection>>,
 }
 
 impl Db {
@@ -42,6 +74,7 @@ impl Db {
         Ok(Self {
             path: path.to_owned(),
             conn: Mutex::new(conn),
+            readers: Mutex::default(),
         })
     }
 
@@ -50,13 +83,52 @@ impl Db {
         &self.path
     }
 
-    /// Runs `f` on the connection (the lock is held for the call only).
+    /// Runs `f` on the writing connection (the lock is held for the call only), off the async
+    /// workers ([`blocking`]).
     pub fn call<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut conn)
+        blocking(|| {
+            let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+    }
+
+    /// Runs `f` on a reading connection of its own, off the async workers: it sees everything
+    /// committed before it started, and never waits for a writer. `f` must only read (the
+    /// connection is read-only).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        blocking(|| {
+            let idle = self
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => self.open_reader()?,
+            };
+            let result = f(&conn);
+            let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+            if readers.len() < IDLE_READERS {
+                readers.push(conn);
+            }
+            result
+        })
+    }
+
+    /// A read-only connection to the file, which the writing connection has set up (WAL).
+    fn open_reader(&self) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
     }
 
     /// Runs `f` in one immediate transaction, committed if it returns `Ok`.
@@ -82,7 +154,7 @@ impl Db {
 
     /// Where `consumer` stopped, if it ever checkpointed.
     pub fn checkpoint(&self, consumer: &str) -> rusqlite::Result<Option<String>> {
-        self.call(|conn| {
+        self.read(|conn| {
             conn.query_row(
                 "SELECT position FROM checkpoints WHERE consumer = ?1",
                 [consumer],

@@ -37,8 +37,12 @@
 //! and `CreateStream` (of the stack's stream only: `ResourceInUseException`). Records are
 //! appended in one transaction before the response goes out, so an acknowledged record is
 //! durable. Requests are validated as Kinesis validates them and errors carry Kinesis's
-//! `__type`s and messages. `ExplicitHashKey` and `SequenceNumberForOrdering` are ignored: a
-//! record's shard is always its partition key's. **SigV4 signatures are not checked**: the
+//! `__type`s and messages: a stream ARN of another account is `AccessDeniedException`, of another
+//! region `ResourceNotFoundException` (the stack is one account, `000000000000`, in one region,
+//! `local`); an `ExplicitHashKey` that is not a decimal number is a `ValidationException`, one
+//! beyond 2^128-1 an `InvalidArgumentException`. A valid `ExplicitHashKey` and
+//! `SequenceNumberForOrdering` are otherwise ignored: a record's shard is always its partition
+//! key's. **SigV4 signatures are not checked**: the
 //! server is meant for the loopback interface, where nothing else is authenticated either.
 //!
 //! **Frontend.** Files of the built frontend (`frontend/dist`) with their content types, and
@@ -68,6 +72,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tower::ServiceExt as _;
 
 use crate::identity::{Identities, authorizer};
 use crate::objects::LocalBucket;
@@ -144,17 +149,65 @@ pub fn router<F: ApiFunction>(state: HttpState<F>) -> Router {
         .with_state(server)
 }
 
-/// Serves [`router`]`(state)` on `listener` until `shutdown` resolves, then lets the requests in
-/// progress finish (axum's graceful shutdown).
+/// How long a client has to send a request's headers, once connected or between two requests
+/// of a kept-alive connection (hyper's header read timeout). A client that connects and stalls
+/// then costs a socket and a small task for a few seconds, never a worker.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves [`router`]`(state)` on `listener` (HTTP/1.1) until `shutdown` resolves, then lets the
+/// requests in progress finish. axum's own `serve` has no header read timeout, so connections
+/// are served here with hyper directly: each by its own task, with [`HEADER_READ_TIMEOUT`].
 pub async fn serve<F: ApiFunction>(
     listener: tokio::net::TcpListener,
     state: HttpState<F>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, most often: retried shortly, not in a busy loop.
+                    tracing::warn!(%error, "the HTTP server could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let service =
+            app.clone()
+                .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.map(Body::new)
+                });
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(
+                hyper_util::rt::TokioIo::new(stream),
+                hyper_util::service::TowerToHyperService::new(service),
+            );
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// A JSON error `{"error": message}`, with S3's or API Gateway's `code` if given.
@@ -180,8 +233,16 @@ fn random_bytes(n: usize) -> Vec<u8> {
 const REQUEST_ID: HeaderName = HeaderName::from_static("apigw-requestid");
 
 /// Invokes the function with the request as an HTTP API event, and answers its response.
+///
+/// `HEAD` is answered as the `GET` of the same URL without its body (headers, `Content-Length`
+/// included, as they are): the `api` function routes `GET` only, and a `HEAD` wherever a `GET`
+/// works is what HTTP asks of a server (and what CloudFront in front of an API does).
 async fn api<F: ApiFunction>(State(server): Shared<F>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let head = parts.method == Method::HEAD;
+    if head {
+        parts.method = Method::GET;
+    }
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -219,7 +280,22 @@ async fn api<F: ApiFunction>(State(server): Shared<F>, request: Request) -> Resp
     if let Ok(id) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, id);
     }
+    if head {
+        return without_body(response).await;
+    }
     response
+}
+
+/// `response` as the answer to a `HEAD`: its status and headers, with the length of the body it
+/// leaves out.
+async fn without_body(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    if let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    }
+    Response::from_parts(parts, Body::empty())
 }
 
 /// What API Gateway answers when the integration fails.
@@ -657,6 +733,7 @@ struct StreamInput {
 struct RecordInput {
     data: Option<String>,
     partition_key: Option<String>,
+    explicit_hash_key: Option<String>,
 }
 
 /// `PutRecords`.
@@ -740,7 +817,11 @@ async fn kinesis_call(
         serde_json::from_slice(&body)
             .map_err(|error| KinesisError::new("SerializationException", error.to_string()))?
     };
-    let kinesis = Kinesis { stream, created_ms };
+    let kinesis = Kinesis {
+        stream,
+        created_ms,
+        operation: &operation,
+    };
     match operation.as_str() {
         "PutRecords" => kinesis.put_records(parse(input)?).await,
         "PutRecord" => kinesis.put_record(parse(input)?).await,
@@ -765,6 +846,8 @@ fn parse<T: serde::de::DeserializeOwned>(input: Value) -> Result<T, KinesisError
 struct Kinesis<'s> {
     stream: &'s Arc<LocalStream>,
     created_ms: u64,
+    /// The operation called (`PutRecords`…), for messages.
+    operation: &'s str,
 }
 
 impl Kinesis<'_> {
@@ -793,19 +876,42 @@ impl Kinesis<'_> {
                 );
             }
         }
+        let mut foreign = None;
         let from_arn = input.stream_arn.as_deref().and_then(|arn| {
-            let name = stream_of_arn(arn);
-            if name.is_none() {
+            let Some(parsed) = parse_stream_arn(arn) else {
                 violations.add(
                     &format!("'{arn}'"),
                     "streamARN",
                     "Member must satisfy regular expression pattern: \
                      arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+",
                 );
+                return None;
+            };
+            if parsed.account != ACCOUNT_ID {
+                foreign = Some(KinesisError::new(
+                    "AccessDeniedException",
+                    format!(
+                        "User: arn:aws:iam::{ACCOUNT_ID}:root is not authorized to perform: \
+                         kinesis:{} on resource: {arn} because no resource-based policy allows \
+                         the kinesis:{} action",
+                        self.operation, self.operation
+                    ),
+                ));
+            } else if parsed.region != REGION {
+                foreign = Some(KinesisError::new(
+                    "ResourceNotFoundException",
+                    format!(
+                        "Stream {} under account {ACCOUNT_ID} not found in region {REGION}.",
+                        parsed.name
+                    ),
+                ));
             }
-            name
+            Some(parsed.name)
         });
         violations.finish()?;
+        if let Some(refused) = foreign {
+            return Err(refused);
+        }
         let named = match (name, from_arn) {
             (None, None) => {
                 return Err(KinesisError::invalid(
@@ -836,6 +942,7 @@ impl Kinesis<'_> {
         member: impl Fn(usize) -> String,
     ) -> Result<Vec<Value>, KinesisError> {
         let mut violations = Violations::default();
+        let mut out_of_range = None;
         let mut batch = Vec::new();
         match &records {
             None => violations.add("null", "records", "Member must not be null"),
@@ -862,6 +969,10 @@ impl Kinesis<'_> {
                     key
                 }
             };
+            if let Some(key) = &record.explicit_hash_key {
+                let error = check_hash_key(key, &member, &mut violations);
+                out_of_range = out_of_range.or(error);
+            }
             let data = match record.data.as_deref().map(|d| BASE64.decode(d)) {
                 None => {
                     violations.add("null", &format!("{member}data"), "Member must not be null");
@@ -882,6 +993,9 @@ impl Kinesis<'_> {
             batch.push((key, data));
         }
         self.check(stream, violations)?;
+        if let Some(error) = out_of_range {
+            return Err(error);
+        }
         let size: usize = batch.iter().map(|(key, data)| key.len() + data.len()).sum();
         if size > MAX_PUT_RECORDS_BYTES {
             return Err(KinesisError::invalid("Records size exceeds 5 MB limit"));
@@ -1015,10 +1129,18 @@ impl Kinesis<'_> {
     }
 }
 
-/// The stream name of a Kinesis stream ARN (`arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`).
-fn stream_of_arn(arn: &str) -> Option<&str> {
+/// The parts of a Kinesis stream ARN (`arn:aws:kinesis:REGION:ACCOUNT:stream/NAME`).
+#[derive(Debug, PartialEq, Eq)]
+struct StreamArn<'a> {
+    region: &'a str,
+    account: &'a str,
+    name: &'a str,
+}
+
+/// Reads a Kinesis stream ARN; `None` if it is not one.
+fn parse_stream_arn(arn: &str) -> Option<StreamArn<'_>> {
     let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("kinesis"), Some(_region), Some(account), Some(res)) = (
+    let (Some("arn"), Some(partition), Some("kinesis"), Some(region), Some(account), Some(res)) = (
         parts.next(),
         parts.next(),
         parts.next(),
@@ -1031,7 +1153,33 @@ fn stream_of_arn(arn: &str) -> Option<&str> {
     let name = res.strip_prefix("stream/")?;
     let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
     let name_ok = !name.is_empty() && !name.contains(char::is_whitespace);
-    (partition.starts_with("aws") && account_ok && name_ok).then_some(name)
+    (partition.starts_with("aws") && account_ok && name_ok).then_some(StreamArn {
+        region,
+        account,
+        name,
+    })
+}
+
+/// Checks an `ExplicitHashKey` as Kinesis does: the pattern `0|([1-9]\d{0,38})` (a violation,
+/// reported with the others as a `ValidationException`), then the range of the 128-bit hash key
+/// space (an `InvalidArgumentException`, once the request is otherwise valid).
+fn check_hash_key(key: &str, member: &str, violations: &mut Violations) -> Option<KinesisError> {
+    let digits = key.bytes().all(|b| b.is_ascii_digit());
+    let pattern = key == "0" || (digits && (1..=39).contains(&key.len()) && !key.starts_with('0'));
+    if !pattern {
+        violations.add(
+            &format!("'{key}'"),
+            &format!("{member}explicitHashKey"),
+            "Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})",
+        );
+        return None;
+    }
+    key.parse::<u128>().is_err().then(|| {
+        KinesisError::invalid(format!(
+            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. \
+             Specified value was {key}"
+        ))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1778,7 +1926,7 @@ mod tests {
         assert_eq!(stack.stream.count().unwrap(), 3);
 
         let by_arn = json!({
-            "StreamARN": "arn:aws:kinesis:us-east-1:123456789012:stream/alleycat",
+            "StreamARN": "arn:aws:kinesis:local:000000000000:stream/alleycat",
             "PartitionKey": "11",
             "Data": BASE64.encode(b"four"),
         });
@@ -1809,6 +1957,71 @@ mod tests {
             }
         }
         assert_eq!(stack.stream.count().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn foreign_arns_and_hash_keys_out_of_range_are_refused_as_kinesis_refuses_them() {
+        let stack = stack(FakeApi::default());
+        let put = |arn: &str, hash_key: &str| {
+            json!({
+                "StreamARN": arn,
+                "Records": [{ "Data": BASE64.encode(b"x"), "PartitionKey": "1", "ExplicitHashKey": hash_key }],
+            })
+        };
+        let ours = "arn:aws:kinesis:local:000000000000:stream/alleycat";
+        let refusals = [
+            (
+                put("arn:aws:kinesis:local:111111111111:stream/alleycat", "0"),
+                "AccessDeniedException",
+                "User: arn:aws:iam::000000000000:root is not authorized to perform: \
+                 kinesis:PutRecords on resource: arn:aws:kinesis:local:111111111111:stream/alleycat \
+                 because no resource-based policy allows the kinesis:PutRecords action",
+            ),
+            (
+                put(
+                    "arn:aws:kinesis:us-east-1:000000000000:stream/alleycat",
+                    "0",
+                ),
+                "ResourceNotFoundException",
+                "Stream alleycat under account 000000000000 not found in region local.",
+            ),
+            (
+                put(ours, "340282366920938463463374607431768211456"),
+                "InvalidArgumentException",
+                "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. \
+                 Specified value was 340282366920938463463374607431768211456",
+            ),
+            (
+                put(ours, "-1"),
+                "ValidationException",
+                "1 validation error detected: Value '-1' at 'records.1.member.explicitHashKey' \
+                 failed to satisfy constraint: Member must satisfy regular expression pattern: \
+                 0|([1-9]\\d{0,38})",
+            ),
+            (
+                put(ours, "0123"),
+                "ValidationException",
+                "1 validation error detected: Value '0123' at 'records.1.member.explicitHashKey' \
+                 failed to satisfy constraint: Member must satisfy regular expression pattern: \
+                 0|([1-9]\\d{0,38})",
+            ),
+        ];
+        for (input, kind, message) in refusals {
+            let (status, answer) = stack.kinesis("PutRecords", &input).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{input}");
+            assert_eq!(
+                answer,
+                json!({ "__type": kind, "message": message }),
+                "{input}"
+            );
+        }
+        assert_eq!(stack.stream.count().unwrap(), 0);
+        // The largest hash key, and our own ARN, are fine.
+        let (status, answer) = stack
+            .kinesis("PutRecords", &put(ours, &u128::MAX.to_string()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(stack.stream.count().unwrap(), 1);
     }
 
     #[tokio::test]
@@ -1986,7 +2199,7 @@ mod tests {
 
         let output = client
             .put_record()
-            .stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/alleycat")
+            .stream_arn("arn:aws:kinesis:local:000000000000:stream/alleycat")
             .partition_key("3")
             .data(Blob::new("record 3"))
             .send()
@@ -2186,5 +2399,76 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    /// One request on a fresh connection, and everything answered until the server closes it.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut connection = tokio::net::TcpStream::connect(addr).await.unwrap();
+        connection.write_all(request).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            connection.read_to_end(&mut response),
+        )
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_with_unfinished_headers_is_dropped_and_others_are_served() {
+        let stack = stack(FakeApi::answering(json_answer()));
+        let (addr, stop, server) = stack.listen().await;
+        // Headers that never end: the connection is closed (with a 408 at most), never served.
+        let stalled = tokio::spawn(exchange(addr, b"GET /api/config HTTP/1.1\r\nHost: x\r\n"));
+        let served = exchange(
+            addr,
+            b"GET /_local/status HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(served.await.starts_with("HTTP/1.1 200"));
+        let stalled = stalled.await.unwrap();
+        assert!(
+            stalled.is_empty() || stalled.starts_with("HTTP/1.1 408"),
+            "{stalled}"
+        );
+        assert!(stack.api.events.lock().unwrap().is_empty());
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn head_is_answered_wherever_get_is() {
+        let stack = stack(FakeApi::answering(json_answer()));
+        let (addr, stop, server) = stack.listen().await;
+        let object = stack
+            .bucket
+            .presign("class-1.json.gz", Duration::from_secs(60));
+        stack
+            .bucket
+            .write("class-1.json.gz", b"history", None)
+            .unwrap();
+        let object_path = object.trim_start_matches("http://127.0.0.1:1");
+        for path in ["/api/config", "/_local/status", "/", object_path] {
+            let get = exchange(
+                addr,
+                format!("GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await;
+            let head = exchange(
+                addr,
+                format!("HEAD {path} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await;
+            let status = |answer: &str| answer.lines().next().unwrap_or_default().to_owned();
+            assert_eq!(status(&head), status(&get), "HEAD {path}: {head}");
+            assert!(status(&get).starts_with("HTTP/1.1 20"), "GET {path}: {get}");
+            assert!(head.ends_with("\r\n\r\n"), "HEAD {path} has a body: {head}");
+        }
+        // The function saw a GET for the HEAD.
+        assert_eq!(stack.api.last().request_context.http.method, Method::GET);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 }

@@ -27,6 +27,7 @@ use crate::error::LocalError;
 use crate::gate::{self, Gate};
 use crate::http::{HttpState, serve};
 use crate::identity::{Identities, OperatorSecret};
+use crate::ingest::Ingest;
 use crate::meter::{Meter, MeteredPublisher};
 use crate::objects::LocalBucket;
 use crate::sources::dynamodb::ChangeShard;
@@ -282,12 +283,7 @@ impl Stack {
         let mqtt_addr = gate.mqtt_addr();
         let websocket_url = crate::broker::websocket_url(gate.websocket_addr());
         let broker = LocalBroker::start(&config.broker)?;
-        // The ingest rule first: the broker acknowledges what it receives, subscribed or not.
-        broker.subscribe_batches(
-            &crate::ingest::FILTERS,
-            1000,
-            crate::ingest::rule(Arc::clone(&stores.stream), Arc::clone(&parts.invocations)),
-        )?;
+        let ingest = Ingest::start(Arc::clone(&stores.stream), Arc::clone(&parts.invocations))?;
         let functions = Functions::bind(&config, &broker, &websocket_url, &stores, &meter)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -298,6 +294,7 @@ impl Stack {
             operator: operator.clone(),
             upstream: broker.internal_addr(),
             origins: gate::websocket::own_origins(http_addr),
+            ingest,
         };
         tasks.spawn(
             "MQTT gate".to_owned(),

@@ -245,7 +245,7 @@ impl LocalStream {
         let after = after.unwrap_or(0);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
-            .call(|conn| {
+            .read(|conn| {
                 let mut select = conn.prepare_cached(
                     "SELECT seq, partition_key, data, arrival_ms FROM stream_records
                      WHERE stream = ?1 AND shard = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
@@ -294,7 +294,7 @@ impl LocalStream {
     /// How many records the stream holds (for the stack's status and tests).
     pub fn count(&self) -> Result<u64, LocalError> {
         self.db
-            .call(|conn| {
+            .read(|conn| {
                 conn.query_row(
                     "SELECT COUNT(*) FROM stream_records WHERE stream = ?1",
                     [&self.name],

@@ -13,8 +13,10 @@
 //! the DynamoDB adapter lays out its items, so the publisher reads them as it reads the real
 //! stream's. Once the transaction has committed, [`LocalTable::changed`] wakes the stream's poller.
 //!
-//! The port methods are `async` but call SQLite synchronously: each holds the database lock for
-//! one short statement or transaction and never across an `.await` (see [`crate::db`]).
+//! The port methods are `async` but call SQLite synchronously, off the async workers: each write
+//! holds the database's writing connection for one short transaction and never across an
+//! `.await`, and reads (the API's queries, the merges' loads) run on reading connections of their
+//! own, which never wait for a write (see [`crate::db`]).
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -170,7 +172,7 @@ impl LocalTable {
     pub fn changes_after(&self, after: u64, limit: usize) -> Result<Vec<Change>, LocalError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
-            .call(|conn| {
+            .read(|conn| {
                 let mut select = conn.prepare_cached(
                     "SELECT sequence, event_name, keys, old_image, new_image, created_ms, size_bytes
                      FROM item_changes WHERE sequence > ?1 ORDER BY sequence LIMIT ?2",
@@ -213,7 +215,7 @@ impl LocalTable {
         what: &str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, PortError> {
-        self.db.call(|conn| f(conn)).map_err(|e| failure(what, &e))
+        self.db.read(f).map_err(|e| failure(what, &e))
     }
 
     /// Runs a write in one transaction given the time now, and says whether it wrote: `f`

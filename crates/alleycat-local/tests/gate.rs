@@ -290,6 +290,10 @@ async fn subscriptions_beyond_the_standings_are_refused_one_by_one() -> TestResu
         ("alleycat-subscribe/class-7", false),
         ("alleycat-subscribe/#", false),
         ("alleycat-subscribe/class-6", true),
+        // Not even valid filters: refused in the SUBACK too, as IoT Core does.
+        ("a/#/b", false),
+        ("#/a", false),
+        ("", false),
     ];
     let mut subscribe = Subscribe::new_many(
         filters

@@ -13,12 +13,13 @@
 //!    CONNACK code and the connection closes;
 //! 3. then a connection to rumqttd, and packets relayed both ways ([`session`]): publishes only
 //!    to exactly `alleycat-publish` (QoS 0/1, no retain, up to 128 KB; anything else closes the
-//!    connection, as IoT Core does), an identity's rewritten to `alleycat-publish/<identityId>`
-//!    for the ingest rule to stamp, subscriptions only to the standings (`0x80` for any other
-//!    filter); the broker's packets go back unchanged.
+//!    connection, as IoT Core does), handed to the [ingest rule](crate::ingest) with the
+//!    publisher's identity instead of to rumqttd, and acknowledged (QoS 1) once appended to the
+//!    stream; subscriptions only to the standings (`0x80` for any other filter); the broker's
+//!    packets go back unchanged.
 //!
-//! What the gate does not do: TLS, and MQTT 5. The broker behind still enforces keep-alives,
-//! its connection limit and its packet size.
+//! What the gate does not do: TLS, and MQTT 5. The broker behind still enforces its connection
+//! limit and its packet size on what reaches it.
 
 pub mod policy;
 pub mod session;
@@ -34,8 +35,9 @@ use tracing::{debug, info, warn};
 use crate::broker::BrokerConfig;
 use crate::error::LocalError;
 use crate::identity::{Identities, OperatorSecret};
+use crate::ingest::Ingest;
 
-/// What every connection is checked against.
+/// What every connection is checked against, and where its publishes go.
 pub struct Shared {
     /// Verifies identities' tokens.
     pub identities: Identities,
@@ -45,6 +47,8 @@ pub struct Shared {
     pub upstream: SocketAddr,
     /// The origins browsers may connect from.
     pub origins: Vec<String>,
+    /// The ingest rule, which takes every allowed publish.
+    pub ingest: Ingest,
 }
 
 /// The gate, bound to the public ports, not yet serving.

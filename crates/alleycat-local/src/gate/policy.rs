@@ -6,7 +6,7 @@ use alleycat_domain::views::{PUBLISH_TOPIC, SUBSCRIBE_TOPIC_PREFIX};
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, Publish};
 use rumqttc::mqttbytes::{Protocol, QoS};
 
-use crate::identity::{Identities, OPERATOR_USERNAME, OperatorSecret, is_identity_id};
+use crate::identity::{Identities, OPERATOR_USERNAME, OperatorSecret};
 
 /// The largest payload a client may publish: IoT Core's limit, 128 KB. Anything larger closes
 /// the connection, as on IoT Core.
@@ -111,12 +111,10 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// The topic a publish goes on to the broker with, or why it closes the connection: an
-/// identity's publish to `alleycat-publish` goes on as `alleycat-publish/<identityId>`, where
-/// the ingest rule reads who published it (no client can publish there itself: only exactly
-/// `alleycat-publish` is allowed); the operator's goes on unchanged (`None`: forward the bytes
-/// as they are).
-pub fn publish_topic(role: &Role, publish: &Publish) -> Result<Option<String>, Refusal> {
+/// Whether a publish may go to the ingest rule, and who to stamp it with: an identity's publish
+/// to exactly `alleycat-publish` is stamped with its identity id, the operator's with nothing
+/// (`None`: the trusted producer); anything else is a [`Refusal`], which closes the connection.
+pub fn check_publish<'r>(role: &'r Role, publish: &Publish) -> Result<Option<&'r str>, Refusal> {
     if *role == Role::Anonymous {
         return Err(Refusal::Anonymous);
     }
@@ -133,22 +131,9 @@ pub fn publish_topic(role: &Role, publish: &Publish) -> Result<Option<String>, R
         return Err(Refusal::TooLarge);
     }
     Ok(match role {
-        Role::Identity(identity) => Some(identity_topic(identity)),
+        Role::Identity(identity) => Some(identity),
         Role::Operator | Role::Anonymous => None,
     })
-}
-
-/// The broker topic an identity's publishes go on to: `alleycat-publish/<identityId>`.
-pub fn identity_topic(identity: &str) -> String {
-    format!("{PUBLISH_TOPIC}/{identity}")
-}
-
-/// The identity of a broker topic [`identity_topic`] made, if it is one.
-pub fn topic_identity(topic: &str) -> Option<&str> {
-    topic
-        .strip_prefix(PUBLISH_TOPIC)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|identity| is_identity_id(identity))
 }
 
 /// Whether a client may subscribe to `filter`: one class's standings

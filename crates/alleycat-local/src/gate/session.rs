@@ -1,16 +1,23 @@
 //! One client connection through the gate: its CONNECT checked, then its packets relayed to the
-//! broker behind and the broker's back to it.
+//! broker behind and the broker's back to it, but for its publishes, which go to the ingest rule.
 //!
 //! Client to broker, every packet is framed and the ones the policy is about are decoded: a
-//! PUBLISH is checked (and an identity's re-encoded under its own topic), a SUBSCRIBE has its
-//! refused filters taken out, a second CONNECT ends the connection; everything else (acks,
-//! pings, unsubscribes, DISCONNECT) goes on as it came, for the broker to judge.
+//! PUBLISH is checked and handed to the [ingest rule](crate::ingest) with who sent it, never to
+//! the broker, and a QoS 1 one is acknowledged by the gate once the rule has appended it to the
+//! stream (so PUBACK means "in the stream", and PUBACKs go out in the order of their PUBLISHes,
+//! as MQTT requires, since one appender takes them in order); a SUBSCRIBE has its refused
+//! filters taken out; a second CONNECT ends the connection; everything else (acks of the
+//! standings, pings, unsubscribes, DISCONNECT) goes on as it came, for the broker to judge.
 //!
 //! Broker to client, packets go on byte for byte, with one exception: the SUBACK of a
 //! SUBSCRIBE that had filters taken out gets `0x80` (failure) put back at their positions, so
-//! the client sees one answer per filter it asked for, as MQTT requires. A SUBSCRIBE with no
-//! allowed filter at all never reaches the broker; the gate answers it itself, between two whole
+//! the client sees one answer per filter it asked for, as MQTT requires. The gate's own packets
+//! (PUBACKs, the SUBACK of a SUBSCRIBE with no allowed filter at all) go out between two whole
 //! packets of the broker's.
+//!
+//! Keep-alive is the gate's business: a client that only publishes sends nothing the broker
+//! sees, so the gate connects upstream with the longest keep-alive MQTT allows and closes a
+//! client that stays silent for one and a half times its own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,9 +26,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
-    ConnAck, ConnectReturnCode, Packet, Publish, SubAck, Subscribe, SubscribeReasonCode,
+    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeReasonCode,
 };
-use rumqttc::mqttbytes::{self, Error as MqttError, FixedHeader, PacketType};
+use rumqttc::mqttbytes::{self, Error as MqttError, FixedHeader, PacketType, QoS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -29,6 +36,7 @@ use tracing::debug;
 
 use super::Shared;
 use super::policy::{self, MAX_PAYLOAD, Role};
+use crate::ingest::Submitted;
 
 /// How long a client has to send CONNECT once connected (and, on WebSocket, upgraded).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +47,19 @@ const MAX_CLIENT_PACKET: usize = MAX_PAYLOAD + 2 + 65_535 + 2;
 
 /// The largest packet the broker sends (its own limit is lower); only a bound for framing.
 const MAX_BROKER_PACKET: usize = 16 << 20;
+
+/// The keep-alive of a client that asks for none (0): IoT Core's longest, 1,200 s.
+const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(1200);
+
+/// What the gate itself sends a client, between the broker's packets.
+#[derive(Debug)]
+enum ToClient {
+    /// A whole packet (a PUBACK, a SUBACK).
+    Packet(Bytes),
+    /// The ingest rule could not append a publish: close the connection unacknowledged, so that
+    /// the client sends it again once it has reconnected.
+    Close,
+}
 
 /// Per SUBSCRIBE packet id whose filters the gate thinned out: which of the client's filters
 /// were allowed, in order.
@@ -61,6 +82,10 @@ enum Ended {
     Forbidden(policy::Refusal),
     #[error("a second CONNECT")]
     SecondConnect,
+    #[error("silent for longer than one and a half keep-alives")]
+    KeepAlive,
+    #[error("the ingest rule failed to append a publish")]
+    IngestFailed,
 }
 
 /// Serves one client until either side closes, or the client breaks the policy.
@@ -106,9 +131,15 @@ where
         (Ok(_), None) => return refuse(&mut client_tx, ConnectReturnCode::BadClientId).await,
     };
 
-    // The broker behind has no authentication of its own: the secrets stay here.
+    // The broker behind has no authentication of its own: the secrets stay here. Nor does it
+    // see the publishes: the gate keeps the client's keep-alive (see the module's docs).
+    let keep_alive = match connect.keep_alive {
+        0 => DEFAULT_KEEP_ALIVE,
+        seconds => Duration::from_secs(u64::from(seconds)),
+    };
     connect.client_id = upstream_id;
     connect.login = None;
+    connect.keep_alive = u16::MAX;
     let mut upstream = TcpStream::connect(shared.upstream).await?;
     upstream.set_nodelay(true)?;
     let mut encoded = BytesMut::new();
@@ -118,11 +149,16 @@ where
 
     let thinned = Thinned::default();
     let (inject_tx, inject_rx) = mpsc::unbounded_channel();
+    let client = Client {
+        role: &role,
+        shared,
+        silence: keep_alive + keep_alive / 2,
+    };
     let outbound = client_to_broker(
         &mut client_rx,
         &mut broker_tx,
         buffer,
-        &role,
+        &client,
         &thinned,
         &inject_tx,
     );
@@ -175,33 +211,67 @@ async fn next_packet<R: AsyncRead + Unpin>(
     }
 }
 
-/// The client's packets, checked and forwarded to the broker, until the client closes or breaks
-/// the policy.
+/// Who is on the other end of a connection, and what the gate needs to serve it.
+struct Client<'c> {
+    role: &'c Role,
+    shared: &'c Shared,
+    /// How long the client may stay silent: one and a half keep-alives.
+    silence: Duration,
+}
+
+/// The client's packets, checked, until the client closes: publishes to the ingest rule, the
+/// rest to the broker.
 async fn client_to_broker<R, W>(
     client_rx: &mut R,
     broker_tx: &mut W,
     mut buffer: BytesMut,
-    role: &Role,
+    client: &Client<'_>,
     thinned: &Thinned,
-    inject: &mpsc::UnboundedSender<Bytes>,
+    inject: &mpsc::UnboundedSender<ToClient>,
 ) -> Result<(), Ended>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut out = BytesMut::new();
-    while let Some((header, bytes)) = next_packet(client_rx, &mut buffer, MAX_CLIENT_PACKET).await?
-    {
+    loop {
+        let next = next_packet(client_rx, &mut buffer, MAX_CLIENT_PACKET);
+        let Some((header, bytes)) = tokio::time::timeout(client.silence, next)
+            .await
+            .map_err(|_| Ended::KeepAlive)??
+        else {
+            break;
+        };
         match header.packet_type()? {
             PacketType::Connect => return Err(Ended::SecondConnect),
             PacketType::Publish => {
-                let mut publish = Publish::read(header, bytes.clone())?;
-                match policy::publish_topic(role, &publish).map_err(Ended::Forbidden)? {
-                    None => out.extend_from_slice(&bytes),
-                    Some(topic) => {
-                        publish.topic = topic;
-                        publish.write(&mut out)?;
-                    }
+                let publish = Publish::read(header, bytes)?;
+                let identity =
+                    policy::check_publish(client.role, &publish).map_err(Ended::Forbidden)?;
+                let acked = (publish.qos == QoS::AtLeastOnce).then(|| {
+                    let inject = inject.clone();
+                    let pkid = publish.pkid;
+                    Box::new(move |appended: bool| {
+                        let answer = if appended {
+                            let mut puback = BytesMut::new();
+                            // Encoding a PUBACK into a growable buffer cannot fail.
+                            let _ = PubAck::new(pkid).write(&mut puback);
+                            ToClient::Packet(puback.freeze())
+                        } else {
+                            ToClient::Close
+                        };
+                        // The client is gone if the other direction has ended: so is the ack.
+                        let _ = inject.send(answer);
+                    }) as crate::ingest::Acked
+                });
+                let submitted = Submitted {
+                    identity: identity.map(str::to_owned),
+                    payload: publish.payload,
+                    received_ms: crate::now_ms(),
+                    acked,
+                };
+                if client.shared.ingest.submit(submitted).await.is_err() {
+                    return Err(Ended::IngestFailed);
                 }
             }
             PacketType::Subscribe => {
@@ -218,7 +288,7 @@ where
                     let mut suback = BytesMut::new();
                     SubAck::new(subscribe.pkid, failures).write(&mut suback)?;
                     // The client is gone if the other direction has ended: so is this one.
-                    let _ = inject.send(suback.freeze());
+                    let _ = inject.send(ToClient::Packet(suback.freeze()));
                 } else {
                     let filters = subscribe
                         .filters
@@ -253,7 +323,7 @@ async fn broker_to_client<R, W>(
     mut broker_rx: R,
     client_tx: &mut W,
     thinned: &Thinned,
-    mut inject: mpsc::UnboundedReceiver<Bytes>,
+    mut inject: mpsc::UnboundedReceiver<ToClient>,
 ) -> Result<(), Ended>
 where
     R: AsyncRead + Unpin,
@@ -268,8 +338,11 @@ where
                     return Ok(());
                 }
             }
-            Some(suback) = inject.recv() => {
-                client_tx.write_all(&suback).await?;
+            Some(own) = inject.recv() => {
+                match own {
+                    ToClient::Packet(packet) => client_tx.write_all(&packet).await?,
+                    ToClient::Close => return Err(Ended::IngestFailed),
+                }
                 continue;
             }
         }
