@@ -310,7 +310,9 @@ impl Cli {
                 )));
             }
         }
-        if self.target != Target::Stdout {
+        // A stack of ours (in-process or over MQTT) would reject an implausible race whole; a
+        // Kinesis stream may be anything (moto, a test harness): `warnings` says it there.
+        if matches!(self.target, Target::Local | Target::Mqtt) {
             self.check_plausible()?;
         }
         if self.target == Target::Local
@@ -325,6 +327,15 @@ impl Cli {
             )));
         }
         Ok(())
+    }
+
+    /// What the user should know before the race: for `--target kinesis`, why a deployed stack
+    /// would reject the race ([`Self::check`] refuses it outright for the embedded stack).
+    pub fn warnings(&self) -> Vec<String> {
+        match (self.target, self.check_plausible()) {
+            (Target::Kinesis, Err(UsageError(reason))) => vec![reason],
+            _ => Vec::new(),
+        }
     }
 
     /// A race sent to a stack must be plausible when it arrives (`alleycat_domain::trust`): not

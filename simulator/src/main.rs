@@ -14,6 +14,9 @@ fn main() -> ExitCode {
         eprintln!("error: {error}\n\nFor more information, try '--help'.");
         return ExitCode::from(EXIT_USAGE);
     }
+    for warning in cli.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -296,9 +296,7 @@ fn argument_errors_are_clear() {
         (
             &[
                 "--target",
-                "kinesis",
-                "--stream-name",
-                "s",
+                "mqtt",
                 "--speed",
                 "10",
                 "--start-offset-spread",
