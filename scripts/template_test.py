@@ -98,6 +98,9 @@ FUNCTION_ENV = {
     ),
 }
 
+# sam build's directory of the six functions (their CodeUri): its Makefile builds each one.
+MAKEFILE_DIR = "deploy/"
+
 # The table's TTL attribute: only claims carry it (epoch seconds of their expiry).
 TTL_ATTRIBUTE = "ttl"
 
@@ -137,10 +140,10 @@ SAM = plain(cfn_yaml.load(str(TEMPLATE)))
 def packaged(template: dict) -> dict:
     """The template as `sam deploy` uploads it: local code locations replaced by S3 URIs."""
     template = copy.deepcopy(template)
-    for resource in template["Resources"].values():
+    for name, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            props["CodeUri"] = "s3://packaged-by-sam/" + resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", "code")
+            props["CodeUri"] = "s3://packaged-by-sam/" + name
     return template
 
 
@@ -589,25 +592,50 @@ def cargo_bins() -> dict[str, str]:
     return bins
 
 
-@check("the six functions are built from their workspace binaries (provided.al2023, arm64)")
+def lambda_build_functions() -> list[str]:
+    """The packages scripts/lambda-build builds (its FUNCTIONS), in order."""
+    listed = re.search(r"^FUNCTIONS=\(([^)]*)\)", (ROOT / "scripts/lambda-build").read_text(), re.M)
+    return listed.group(1).split() if listed else []
+
+
+def make_targets() -> dict[str, str]:
+    """Logical id -> the function deploy/Makefile's `build-<LogicalId>` target copies, read from
+    its recipe (`$(LAMBDA_BUILD) --bootstrap <function> "$(ARTIFACTS_DIR)"`)."""
+    text = (ROOT / MAKEFILE_DIR / "Makefile").read_text()
+    return dict(re.findall(r'^build-(\w+):[ \t]*\n\t\$\(LAMBDA_BUILD\) --bootstrap ([\w-]+) "\$\(ARTIFACTS_DIR\)"[ \t]*$', text, re.M))
+
+
+@check("the six functions are built from their workspace binaries (provided.al2023, arm64) by deploy/Makefile, "
+       "each target copying its function's bootstrap from the test command's one build (scripts/lambda-build)")
 def function_builds() -> list[str]:
     problems = []
     bins = cargo_bins()
+    targets = make_targets()
     built = {}
     for name, resource in SAM["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function" or "InlineCode" in resource.get("Properties", {}):
             continue
         metadata = resource.get("Metadata", {})
-        binary = metadata.get("BuildProperties", {}).get("Binary")
-        if metadata.get("BuildMethod") != "rust-cargolambda":
-            problems.append(f"{name}: BuildMethod {metadata.get('BuildMethod')}")
+        if metadata.get("BuildMethod") != "makefile":
+            problems.append(f"{name}: BuildMethod {metadata.get('BuildMethod')}, expected makefile (deploy/Makefile)")
+        if resource["Properties"].get("CodeUri") != MAKEFILE_DIR:
+            problems.append(f"{name}: CodeUri {resource['Properties'].get('CodeUri')!r}, expected {MAKEFILE_DIR!r}")
+        binary = targets.get(name)
+        if binary is None:
+            problems.append(f"{name}: deploy/Makefile has no target build-{name} running $(LAMBDA_BUILD) --bootstrap")
+            continue
         if binary not in bins:
             problems.append(f"{name}: binary {binary!r} is not a [[bin]] of functions/*")
-        if resource["Properties"].get("CodeUri") != ".":
-            problems.append(f"{name}: CodeUri must be the workspace root '.'")
         built[binary] = name
     if set(built) != set(FUNCTION_ENV):
         problems.append(f"functions built {sorted(built)}, expected {sorted(FUNCTION_ENV)}")
+    for unused in sorted(set(targets) - set(built.values())):
+        problems.append(f"deploy/Makefile: target build-{unused} builds no function of the template")
+    if sorted(lambda_build_functions()) != sorted(FUNCTION_ENV):
+        problems.append(f"scripts/lambda-build builds {lambda_build_functions()}, expected {sorted(FUNCTION_ENV)}")
+    test_script = "\n".join(l for l in (ROOT / "scripts/test").read_text().splitlines() if not l.lstrip().startswith("#"))
+    if "bash scripts/lambda-build" not in test_script or "cargo lambda build" in test_script:
+        problems.append("scripts/test does not build the functions with scripts/lambda-build (the command sam build reuses)")
     for name, function in of_type("AWS::Lambda::Function").items():
         props = function["Properties"]
         if "ZipFile" in props.get("Code", {}):
@@ -622,9 +650,9 @@ def function_builds() -> list[str]:
 @check("each function's environment is exactly what its Config::from_lookup reads")
 def function_environments() -> list[str]:
     problems = []
-    for name, resource in SAM["Resources"].items():
-        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
-        if resource.get("Type") != "AWS::Serverless::Function" or binary not in FUNCTION_ENV:
+    for binary, name in six_functions().items():
+        resource = SAM["Resources"][name]
+        if binary not in FUNCTION_ENV:
             continue
         variables = set(resource["Properties"].get("Environment", {}).get("Variables", {}))
         variables |= set(SAM.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
@@ -821,9 +849,9 @@ def plotted(body: dict) -> list[tuple[str, str, dict[str, str], dict]]:
 def six_functions() -> dict[str, str]:
     """Binary (the metrics' `Function` dimension) -> logical id of the function built from it."""
     return {
-        r["Metadata"]["BuildProperties"]["Binary"]: name
-        for name, r in SAM["Resources"].items()
-        if r.get("Type") == "AWS::Serverless::Function" and "BuildProperties" in r.get("Metadata", {})
+        binary: name
+        for name, binary in make_targets().items()
+        if SAM["Resources"].get(name, {}).get("Type") == "AWS::Serverless::Function"
     }
 
 
