@@ -825,6 +825,18 @@ def dashboard() -> tuple[str, dict, dict]:
     return name, props, json.loads(render(props["DashboardBody"]))
 
 
+def expressions(body: dict) -> list[str]:
+    """Every math, SEARCH or Metrics Insights expression the dashboard graphs."""
+    return [
+        part["expression"]
+        for widget in body.get("widgets", [])
+        if widget.get("type") == "metric"
+        for line in widget.get("properties", {}).get("metrics", [])
+        for part in line
+        if isinstance(part, dict) and "expression" in part
+    ]
+
+
 def plotted(body: dict) -> list[tuple[str, str, dict[str, str], dict]]:
     """(namespace, metric, dimensions, widget properties) of every metric the dashboard graphs,
     with the "." shorthand (same as the line above) resolved; math and search expressions
@@ -954,8 +966,15 @@ def dashboard_pipeline() -> list[str]:
         ("AWS/Firehose", "DeliveryToS3.DataFreshness", {"DeliveryStreamName": "<DeliveryStream>"}),
     ]
     problems = [f"{n} {m} {d} is not on the dashboard" for n, m, d in required if (n, m, d) not in shown]
+    graphed = expressions(body)
     for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
         props = alarm["Properties"]
+        if "Metrics" in props:
+            # A query alarm: the dashboard graphs the very same expression.
+            for query in props["Metrics"]:
+                if render(query.get("Expression")) not in graphed:
+                    problems.append(f"{name}: its expression {render(query.get('Expression'))!r} is not on the dashboard")
+            continue
         metric = (
             props.get("Namespace"),
             props.get("MetricName"),
@@ -991,6 +1010,148 @@ def alarms_link_dashboard() -> list[str]:
     if output != DASHBOARD_LINK + f"<{name}>":
         problems.append(f"output DashboardUrl is {output!r}, expected {DASHBOARD_LINK}<{name}>")
     return problems
+
+
+# Failures that are handled (reported inside a response, retried, sent to a destination), so that
+# Lambda's Errors never counts them, each with the alarm that must watch it: the functions' own
+# failure counters (namespace Alleycat, dimension Function: functions/*/src) and the services'
+# failure metrics. A query alarm (Metrics Insights) is named by the metric and schema it sums.
+FAILURE_COUNTERS = {
+    "race-aggregator": ["FailedRaces"],
+    "leaderboard-writer": ["Failed"],
+    "publisher": ["PublishFailed"],
+    "history-merger": ["MergeFailed", "ReadFailed"],
+    "api": ["ServerErrors"],
+}
+
+
+def alarm_metric(props: dict) -> tuple[str, str, dict[str, str]]:
+    """(namespace, metric, dimensions) an alarm watches; for a Metrics Insights query alarm, the
+    summed metric, its schema's namespace and the WHERE equalities as dimensions."""
+    if "Metrics" not in props:
+        return (
+            props.get("Namespace"),
+            props.get("MetricName"),
+            {d["Name"]: render(d["Value"]) for d in props.get("Dimensions", [])},
+        )
+    (query,) = [render(m.get("Expression")) for m in props["Metrics"] if m.get("ReturnData", True)]
+    parsed = re.fullmatch(r'SELECT SUM\((\w+)\) FROM SCHEMA\("([^"]+)"(?:, *\w+)*\) WHERE (.*)', query)
+    if not parsed:
+        return (None, query, {})
+    where = dict(re.findall(r"(\w+) = '([^']*)'", parsed.group(3)))
+    return (parsed.group(2), parsed.group(1), where)
+
+
+def required_alarms() -> list[tuple[str, str, dict[str, str]]]:
+    """Every failure metric that must have an alarm (see FAILURE_COUNTERS)."""
+    required = [
+        ("Alleycat", counter, {"Function": function})
+        for function, counters in FAILURE_COUNTERS.items()
+        for counter in counters
+    ]
+    for binary, logical_id in sorted(six_functions().items()):
+        ref = {"FunctionName": f"<{logical_id}>"}
+        required += [("AWS/Lambda", "Errors", ref), ("AWS/Lambda", "Throttles", ref)]
+    for resource in [*of_type("AWS::Lambda::EventSourceMapping").values(), *of_type("AWS::Lambda::EventInvokeConfig").values()]:
+        if resource["Properties"].get("DestinationConfig", {}).get("OnFailure"):
+            function = render(resource["Properties"]["FunctionName"]).split(".")[0].rstrip(">") + ">"
+            required.append(("AWS/Lambda", "DestinationDeliveryFailures", {"FunctionName": function}))
+    for config in of_type("AWS::Lambda::EventInvokeConfig").values():
+        function = render(config["Properties"]["FunctionName"]).split(".")[0].rstrip(">") + ">"
+        required.append(("AWS/Lambda", "AsyncEventsDropped", {"FunctionName": function}))
+    for rule in of_type("AWS::IoT::TopicRule"):
+        for metric in ("RuleMessageThrottled", "ParseError", "Failure"):
+            required.append(("AWS/IoT", metric, {"RuleName": f"<{rule}>"}))
+    for table in of_type("AWS::DynamoDB::Table"):
+        for metric in ("WriteThrottleEvents", "ReadThrottleEvents"):
+            required.append(("AWS/DynamoDB", metric, {"TableName": f"<{table}>"}))
+    for queue in of_type("AWS::SQS::Queue"):
+        for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+            required.append(("AWS/SQS", metric, {"QueueName": f"<{queue}.QueueName>"}))
+    return required
+
+
+@check("every failure that matters has an alarm: the functions' failure counters (" +
+       ", ".join(c for cs in FAILURE_COUNTERS.values() for c in cs) + "), each function's errors and "
+       "throttles, failed deliveries to on-failure destinations, dropped S3 events, the IoT rule's "
+       "throttles, parse errors and action failures, table throttles, the failure queue's depth and age")
+def failure_alarms() -> list[str]:
+    watched: dict[tuple, list[str]] = {}
+    for name, alarm in of_type("AWS::CloudWatch::Alarm").items():
+        namespace, metric, dimensions = alarm_metric(alarm["Properties"])
+        watched.setdefault((namespace, metric, tuple(sorted(dimensions.items()))), []).append(name)
+    problems = []
+    emitted = emitted_metrics()
+    for function, counters in FAILURE_COUNTERS.items():
+        for counter in counters:
+            if counter not in emitted.get(function, set()):
+                problems.append(f"{function} no longer emits {counter}: update FAILURE_COUNTERS")
+    for namespace, metric, dimensions in required_alarms():
+        if (namespace, metric, tuple(sorted(dimensions.items()))) not in watched:
+            problems.append(f"no alarm on {namespace} {metric} {dimensions}")
+    for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
+        props = alarm["Properties"]
+        if props.get("ComparisonOperator") != "GreaterThanThreshold" or props.get("TreatMissingData") != "notBreaching":
+            problems.append(f"{name}: fires on {props.get('ComparisonOperator')}, missing data {props.get('TreatMissingData')}")
+        _, metric, _ = alarm_metric(props)
+        is_count = metric not in ("ApproximateAgeOfOldestMessage", "IteratorAge", "GetRecords.IteratorAgeMilliseconds",
+                                  "DeliveryToS3.DataFreshness")
+        if is_count and props.get("Threshold") != 0:
+            problems.append(f"{name}: a failure count alarms only above {props.get('Threshold')}, expected the first (> 0)")
+    return problems
+
+
+@check("every alarm notifies the alarm topic (email to AlarmEmail), unless AlarmNotifications=off; a rule "
+       "refuses to deploy with notifications on and no AlarmEmail")
+def alarm_destination() -> list[str]:
+    problems = []
+    parameters = SAM.get("Parameters", {})
+    notifications = parameters.get("AlarmNotifications", {})
+    if notifications.get("Default") != "email" or sorted(notifications.get("AllowedValues", [])) != ["email", "off"]:
+        problems.append(f"AlarmNotifications: {notifications}, expected default email, values email/off")
+    if SAM.get("Conditions", {}).get("NotifyAlarms") != {"Fn::Equals": [{"Ref": "AlarmNotifications"}, "email"]}:
+        problems.append(f"condition NotifyAlarms is {SAM.get('Conditions', {}).get('NotifyAlarms')}")
+    rules = SAM.get("Rules", {})
+    asserted = [
+        (rule.get("RuleCondition"), assertion.get("Assert"))
+        for rule in rules.values()
+        for assertion in rule.get("Assertions", [])
+    ]
+    expected = (
+        {"Fn::Equals": [{"Ref": "AlarmNotifications"}, "email"]},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+    )
+    if expected not in asserted:
+        problems.append(f"no rule asserting AlarmEmail when AlarmNotifications=email: {rules}")
+    topics = of_type("AWS::SNS::Topic")
+    if list(topics) != ["AlarmTopic"]:
+        problems.append(f"SNS topics {sorted(topics)}, expected AlarmTopic")
+    else:
+        topic = topics["AlarmTopic"]
+        if topic.get("Condition") != "NotifyAlarms":
+            problems.append(f"AlarmTopic's condition is {topic.get('Condition')}")
+        subscriptions = topic["Properties"].get("Subscription", [])
+        if subscriptions != [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]:
+            problems.append(f"AlarmTopic subscriptions {subscriptions}")
+    for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
+        actions = alarm["Properties"].get("AlarmActions")
+        if actions != {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}:
+            problems.append(f"{name}: AlarmActions {actions}")
+    return problems
+
+
+@check("docs/deploy.md's table of alarms names every alarm of the template, and no other")
+def alarms_documented() -> list[str]:
+    text = (ROOT / "docs/deploy.md").read_text()
+    documented = {
+        name
+        for cell in re.findall(r"^\| ((?:`\w+Alarm`(?:, )?)+) \|", text, re.M)
+        for name in re.findall(r"`(\w+Alarm)`", cell)
+    }
+    alarms = set(of_type("AWS::CloudWatch::Alarm"))
+    return [f"{a} is not in docs/deploy.md's alarm table" for a in sorted(alarms - documented)] + [
+        f"docs/deploy.md documents {a}, which is no alarm of the template" for a in sorted(documented - alarms)
+    ]
 
 
 def main() -> int:
