@@ -1012,6 +1012,80 @@ def alarms_link_dashboard() -> list[str]:
     return problems
 
 
+# ------------------------------------------------------------------------------------------------
+# Data that outlives the stack, and IoT Core's logs
+# ------------------------------------------------------------------------------------------------
+
+# What cannot be rebuilt: the table (results, leaderboards, personal records) and the class
+# histories (raw/ expires after RawDataRetentionDays).
+RETAINED = ("Table", "HistoryBucket")
+
+
+@check("the table and the history bucket survive the stack's deletion and their own replacement "
+       "(DeletionPolicy and UpdateReplacePolicy Retain); the table has deletion protection and "
+       "point-in-time recovery; the history bucket is versioned, previous versions expiring after "
+       "HistoryVersionRetentionDays")
+def data_retained() -> list[str]:
+    problems = []
+    for name in RETAINED:
+        resource = RESOURCES.get(name, {})
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy) != "Retain":
+                problems.append(f"{name}: {policy} {resource.get(policy)}, expected Retain")
+    table = RESOURCES.get("Table", {}).get("Properties", {})
+    if table.get("DeletionProtectionEnabled") is not True:
+        problems.append("Table: DeletionProtectionEnabled is not true")
+    if table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+        problems.append("Table: point-in-time recovery is off")
+    bucket = RESOURCES.get("HistoryBucket", {}).get("Properties", {})
+    if bucket.get("VersioningConfiguration") != {"Status": "Enabled"}:
+        problems.append(f"HistoryBucket: versioning {bucket.get('VersioningConfiguration')}")
+    expiries = [
+        rule.get("NoncurrentVersionExpiration")
+        for rule in bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+        if rule.get("Status") == "Enabled" and not rule.get("Prefix") and not rule.get("Filter")
+    ]
+    if {"NoncurrentDays": {"Ref": "HistoryVersionRetentionDays"}} not in expiries:
+        problems.append(f"HistoryBucket: no bucket-wide rule expiring previous versions after "
+                        f"HistoryVersionRetentionDays ({expiries})")
+    return problems
+
+
+@check("IoT Core logs rule failures (AWS::IoT::Logging at ERROR or WARN from IotLogLevel, unless off) "
+       "through a role only IoT of this account assumes, allowed to write only AWSIotLogsV2")
+def iot_logging() -> list[str]:
+    problems = []
+    parameter = SAM.get("Parameters", {}).get("IotLogLevel", {})
+    if parameter.get("Default") not in ("ERROR", "WARN") or sorted(parameter.get("AllowedValues", [])) != ["ERROR", "WARN", "off"]:
+        problems.append(f"IotLogLevel: {parameter}, expected default ERROR or WARN, values ERROR/WARN/off")
+    loggings = of_type("AWS::IoT::Logging")
+    if len(loggings) != 1:
+        return problems + [f"expected one AWS::IoT::Logging, found {len(loggings)}"]
+    (name, logging), = loggings.items()
+    props = logging["Properties"]
+    if props.get("DefaultLogLevel") != {"Ref": "IotLogLevel"}:
+        problems.append(f"{name}: DefaultLogLevel {props.get('DefaultLogLevel')}")
+    if render(props.get("AccountId")) != "ACCOUNT":
+        problems.append(f"{name}: AccountId {render(props.get('AccountId'))}")
+    condition = SAM.get("Conditions", {}).get(logging.get("Condition"))
+    if condition != {"Fn::Not": [{"Fn::Equals": [{"Ref": "IotLogLevel"}, "off"]}]}:
+        problems.append(f"{name}: condition {logging.get('Condition')} = {condition}")
+    role_name = render(props.get("RoleArn")).strip("<>").split(".")[0]
+    role = RESOURCES.get(role_name, {}).get("Properties", {})
+    trust = statements(role.get("AssumeRolePolicyDocument"))
+    if [s.get("Principal") for s in trust] != [{"Service": "iot.amazonaws.com"}] or not all(
+        render(s.get("Condition", {}).get("StringEquals", {}).get("aws:SourceAccount")) == "ACCOUNT" for s in trust
+    ):
+        problems.append(f"{role_name}: trust {trust}")
+    log_group = "arn:aws:logs:REGION:ACCOUNT:log-group:AWSIotLogsV2"
+    for policy in role.get("Policies", []):
+        for statement in statements(policy["PolicyDocument"]):
+            for resource in as_list(statement.get("Resource")):
+                if render(resource) not in (log_group, log_group + ":*"):
+                    problems.append(f"{role_name}: allows {statement.get('Action')} on {render(resource)}")
+    return problems
+
+
 # Failures that are handled (reported inside a response, retried, sent to a destination), so that
 # Lambda's Errors never counts them, each with the alarm that must watch it: the functions' own
 # failure counters (namespace Alleycat, dimension Function: functions/*/src) and the services'
