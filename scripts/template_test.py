@@ -101,6 +101,10 @@ FUNCTION_ENV = {
 # sam build's directory of the six functions (their CodeUri): its Makefile builds each one.
 MAKEFILE_DIR = "deploy/"
 
+# Read by every function's `main` (alleycat_aws::serve), not by its Config: the metrics' Stack
+# dimension, set once in Globals to the stack's name.
+SERVE_ENV = {"STACK_NAME": {"Ref": "AWS::StackName"}}
+
 # The table's TTL attribute: only claims carry it (epoch seconds of their expiry).
 TTL_ATTRIBUTE = "ttl"
 
@@ -655,8 +659,9 @@ def function_environments() -> list[str]:
         if binary not in FUNCTION_ENV:
             continue
         variables = set(resource["Properties"].get("Environment", {}).get("Variables", {}))
-        variables |= set(SAM.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        variables |= set((SAM.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables") or {})
         required, optional = FUNCTION_ENV[binary]
+        optional = optional | set(SERVE_ENV)
         if "AWS_REGION" in variables:
             problems.append(f"{binary}: sets AWS_REGION, a reserved variable that Lambda sets itself")
             variables.discard("AWS_REGION")
@@ -664,6 +669,26 @@ def function_environments() -> list[str]:
             problems.append(f"{binary}: required {missing} not set")
         for unknown in sorted(variables - required - optional):
             problems.append(f"{binary}: sets {unknown}, which it does not read")
+    return problems
+
+
+@check("every function's metrics carry the stack's name: Globals set STACK_NAME to it, which "
+       "alleycat_aws::serve reads for the metrics' Stack dimension")
+def stack_dimension() -> list[str]:
+    problems = []
+    variables = (SAM.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables") or {}
+    for variable, value in SERVE_ENV.items():
+        if variables.get(variable) != value:
+            problems.append(f"Globals: {variable} is {variables.get(variable)}, expected {value}")
+        source = crate_source(ROOT / "crates/alleycat-aws")
+        if not re.search(rf'const {variable}: &str = "{variable}";', source) or f"env_var({variable})" not in source:
+            problems.append(f"crates/alleycat-aws no longer reads {variable} (const {variable}, env_var({variable}))")
+        if "with_stack(" not in source:
+            problems.append("crates/alleycat-aws never calls Metrics::with_stack")
+    for binary, name in six_functions().items():
+        own = SAM["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        for variable in sorted(set(own) & set(SERVE_ENV)):
+            problems.append(f"{binary}: sets {variable} itself, overriding Globals")
     return problems
 
 
@@ -906,8 +931,8 @@ def dashboard_counters() -> list[str]:
     for namespace, metric, dimensions, _ in plotted(body):
         if namespace != "Alleycat":
             continue
-        if set(dimensions) != {"Function"}:
-            problems.append(f"Alleycat {metric}: dimensions {dimensions}, the functions emit only Function")
+        if set(dimensions) != {"Function", "Stack"} or dimensions["Stack"] != "STACK":
+            problems.append(f"Alleycat {metric}: dimensions {dimensions}, the functions emit Function and Stack (the stack's name)")
             continue
         shown.setdefault(dimensions["Function"], set()).add(metric)
     emitted = emitted_metrics()
@@ -1119,7 +1144,7 @@ def alarm_metric(props: dict) -> tuple[str, str, dict[str, str]]:
 def required_alarms() -> list[tuple[str, str, dict[str, str]]]:
     """Every failure metric that must have an alarm (see FAILURE_COUNTERS)."""
     required = [
-        ("Alleycat", counter, {"Function": function})
+        ("Alleycat", counter, {"Function": function, "Stack": "STACK"})
         for function, counters in FAILURE_COUNTERS.items()
         for counter in counters
     ]
