@@ -772,7 +772,9 @@ def shared_settings() -> list[str]:
     ]
 
 
-@check("stream triggers report partial batch failures and send exhausted batches to the failure queue")
+@check("stream triggers report partial batch failures and write given-up batches (metadata and records) to "
+       "FailedBatchesBucket, which keeps them 14 days and announces each on the failure queue; each stream "
+       "function may write there")
 def stream_triggers() -> list[str]:
     problems = []
     mappings = of_type("AWS::Lambda::EventSourceMapping")
@@ -789,8 +791,35 @@ def stream_triggers() -> list[str]:
         if props.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             problems.append(f"{name}: FunctionResponseTypes {props.get('FunctionResponseTypes')}")
         destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        if render(destination) != "<FailureQueue.Arn>":
-            problems.append(f"{name}: on-failure destination {render(destination)}")
+        if render(destination) != "<FailedBatchesBucket.Arn>":
+            problems.append(f"{name}: on-failure destination {render(destination)}, expected FailedBatchesBucket "
+                            "(an S3 destination keeps the batch's records, not only their sequence numbers)")
+        function = render(props["FunctionName"]).strip("<>")
+        binary = {n: b for b, n in six_functions().items()}.get(function)
+        if binary is None:
+            problems.append(f"{name}: triggers {function}, which is not one of the six functions")
+        else:
+            if {} not in allows(binary, "s3:PutObject", "<FailedBatchesBucket.Arn>/*"):
+                problems.append(f"{binary}: may not s3:PutObject into FailedBatchesBucket (its on-failure destination)")
+            if {} not in allows(binary, "s3:ListBucket", "<FailedBatchesBucket.Arn>"):
+                problems.append(f"{binary}: may not s3:ListBucket FailedBatchesBucket (Lambda's S3 destination needs it)")
+    bucket = RESOURCES.get("FailedBatchesBucket", {}).get("Properties", {})
+    notices = [q for q in bucket.get("NotificationConfiguration", {}).get("QueueConfigurations", [])]
+    if [(q.get("Event"), render(q.get("Queue"))) for q in notices] != [("s3:ObjectCreated:*", "<FailureQueue.Arn>")]:
+        problems.append(f"FailedBatchesBucket does not announce every object on FailureQueue: {notices}")
+    expiries = [r.get("ExpirationInDays") for r in bucket.get("LifecycleConfiguration", {}).get("Rules", []) if r.get("Status") == "Enabled"]
+    retention_days = RESOURCES.get("FailureQueue", {}).get("Properties", {}).get("MessageRetentionPeriod", 0) / 86400
+    if retention_days not in expiries:
+        problems.append(f"FailedBatchesBucket keeps objects {expiries} days, the failure queue its notices {retention_days}")
+    name_of = render(bucket.get("BucketName"))
+    allowed = [
+        s for s in statements(RESOURCES.get("FailureQueuePolicy", {}).get("Properties", {}).get("PolicyDocument"))
+        if s.get("Effect") == "Allow" and s.get("Principal") == {"Service": "s3.amazonaws.com"}
+        and s.get("Action") == "sqs:SendMessage"
+    ]
+    sources = [render(s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")) for s in allowed]
+    if sources != [f"arn:aws:s3:::{name_of}"]:
+        problems.append(f"FailureQueuePolicy lets S3 send from {sources}, expected only arn:aws:s3:::{name_of}")
     finals = [
         m for m in mappings.values()
         if render(m["Properties"]["FunctionName"]).startswith("<LeaderboardWriterFunction")
