@@ -772,12 +772,22 @@ def shared_settings() -> list[str]:
     ]
 
 
+def stream_mappings() -> dict[str, dict]:
+    """The event source mappings of streams (Kinesis, DynamoDB): those with a starting position."""
+    return {n: m for n, m in of_type("AWS::Lambda::EventSourceMapping").items() if "StartingPosition" in m["Properties"]}
+
+
+def queue_mappings() -> dict[str, dict]:
+    """The event source mappings of SQS queues."""
+    return {n: m for n, m in of_type("AWS::Lambda::EventSourceMapping").items() if "StartingPosition" not in m["Properties"]}
+
+
 @check("stream triggers report partial batch failures and write given-up batches (metadata and records) to "
        "FailedBatchesBucket, which keeps them 14 days and announces each on the failure queue; each stream "
        "function may write there")
 def stream_triggers() -> list[str]:
     problems = []
-    mappings = of_type("AWS::Lambda::EventSourceMapping")
+    mappings = stream_mappings()
     if len(mappings) != 3:
         problems.append(f"expected 3 stream triggers, found {len(mappings)}")
     for name, mapping in mappings.items():
@@ -827,6 +837,61 @@ def stream_triggers() -> list[str]:
     patterns = [f["Pattern"] for m in finals for f in m["Properties"].get("FilterCriteria", {}).get("Filters", [])]
     if [json.loads(p) for p in patterns] != [{"data": {"event": ["final"]}}]:
         problems.append(f"leaderboard-writer filter {patterns}, expected only final events")
+    return problems
+
+
+@check("the history merger is bounded: S3 announces raw/ objects on MergeQueue (nothing invokes the merger "
+       "asynchronously), which it reads in batches at most HistoryMergerMaxConcurrency (default 2) at a time, "
+       "reporting the messages to retry; a message received 3 times moves to the failure queue")
+def merger_bounded() -> list[str]:
+    problems = []
+    merger = six_functions().get("history-merger")
+    triggers = [m["Properties"] for m in queue_mappings().values() if render(m["Properties"]["FunctionName"]) == f"<{merger}>"]
+    if len(triggers) != 1:
+        return [f"history-merger has {len(triggers)} queue triggers, expected 1"]
+    (trigger,) = triggers
+    if render(trigger.get("EventSourceArn")) != "<MergeQueue.Arn>":
+        problems.append(f"history-merger reads {render(trigger.get('EventSourceArn'))}, expected MergeQueue")
+    if trigger.get("ScalingConfig") != {"MaximumConcurrency": {"Ref": "HistoryMergerMaxConcurrency"}}:
+        problems.append(f"history-merger's ScalingConfig {trigger.get('ScalingConfig')}")
+    parameter = SAM.get("Parameters", {}).get("HistoryMergerMaxConcurrency", {})
+    if parameter.get("Default") != 2 or parameter.get("MinValue") != 2:
+        problems.append(f"HistoryMergerMaxConcurrency {parameter}, expected default 2 (Lambda's minimum)")
+    if trigger.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+        problems.append(f"history-merger's trigger FunctionResponseTypes {trigger.get('FunctionResponseTypes')}")
+    for name, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::Lambda::Permission" and render(resource["Properties"].get("FunctionName")).startswith(f"<{merger}"):
+            problems.append(f"{name}: {resource['Properties'].get('Principal')} may invoke history-merger directly")
+        if resource["Type"] == "AWS::Lambda::EventInvokeConfig" and render(resource["Properties"].get("FunctionName")).startswith(f"<{merger}"):
+            problems.append(f"{name}: history-merger is invoked asynchronously")
+    queue = RESOURCES.get("MergeQueue", {}).get("Properties", {})
+    redrive = queue.get("RedrivePolicy", {})
+    if render(redrive.get("deadLetterTargetArn")) != "<FailureQueue.Arn>" or not 1 <= redrive.get("maxReceiveCount", 0) <= 5:
+        problems.append(f"MergeQueue's redrive {redrive}, expected the failure queue after a few receives")
+    timeout = RESOURCES[merger]["Properties"].get("Timeout", 3)
+    if queue.get("VisibilityTimeout", 30) < 6 * timeout:
+        problems.append(f"MergeQueue's visibility timeout {queue.get('VisibilityTimeout')} s is under 6 x the merger's {timeout} s")
+    if not SAM["Resources"].get("MergeQueue", {}).get("Properties", {}).get("SqsManagedSseEnabled"):
+        problems.append("MergeQueue is not encrypted (SqsManagedSseEnabled)")
+    bucket = RESOURCES.get("DeliveryBucket", {}).get("Properties", {})
+    notifications = bucket.get("NotificationConfiguration", {})
+    expected = [{
+        "Event": "s3:ObjectCreated:*",
+        "Queue": {"Fn::GetAtt": ["MergeQueue", "Arn"]},
+        "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "raw/"}]}},
+    }]
+    if notifications.get("QueueConfigurations") != expected or notifications.get("LambdaConfigurations"):
+        problems.append(f"DeliveryBucket notifications {notifications}, expected raw/ objects on MergeQueue only")
+    allowed = [
+        render(s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn"))
+        for s in statements(RESOURCES.get("MergeQueuePolicy", {}).get("Properties", {}).get("PolicyDocument"))
+        if s.get("Effect") == "Allow" and s.get("Principal") == {"Service": "s3.amazonaws.com"}
+    ]
+    if allowed != [f"arn:aws:s3:::{render(bucket.get('BucketName'))}"]:
+        problems.append(f"MergeQueuePolicy lets S3 send from {allowed}, expected only the delivery bucket")
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        if {} not in allows("history-merger", action, "<MergeQueue.Arn>"):
+            problems.append(f"history-merger may not {action} on MergeQueue")
     return problems
 
 
@@ -988,7 +1053,7 @@ def dashboard_functions() -> list[str]:
         for namespace, metric, dimensions, _ in plotted(body)
         if namespace == "AWS/Lambda" and set(dimensions) == {"FunctionName"}
     }
-    streams = {render(m["Properties"]["FunctionName"]) for m in of_type("AWS::Lambda::EventSourceMapping").values()}
+    streams = {render(m["Properties"]["FunctionName"]) for m in stream_mappings().values()}
     asynchronous = {render(c["Properties"]["FunctionName"]) for c in of_type("AWS::Lambda::EventInvokeConfig").values()}
     destinations = {
         render(r["Properties"]["FunctionName"])
@@ -1193,9 +1258,12 @@ def required_alarms() -> list[tuple[str, str, dict[str, str]]]:
     for table in of_type("AWS::DynamoDB::Table"):
         for metric in ("WriteThrottleEvents", "ReadThrottleEvents"):
             required.append(("AWS/DynamoDB", metric, {"TableName": f"<{table}>"}))
-    for queue in of_type("AWS::SQS::Queue"):
-        for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
-            required.append(("AWS/SQS", metric, {"QueueName": f"<{queue}.QueueName>"}))
+    # The failure queue: anything on it is a failure. A queue a function works from: its backlog.
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        required.append(("AWS/SQS", metric, {"QueueName": "<FailureQueue.QueueName>"}))
+    for mapping in queue_mappings().values():
+        queue = render(mapping["Properties"]["EventSourceArn"]).strip("<>").split(".")[0]
+        required.append(("AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": f"<{queue}.QueueName>"}))
     return required
 
 
