@@ -496,6 +496,23 @@ def role_statements(iam, lambda_, function: str) -> list[tuple[str, dict]]:
     return found
 
 
+def claim_event(fixture: str, method: str) -> str:
+    """The HTTP API fixture as a rider's claim of racer 8, as the JWT authorizer hands it over."""
+    event = json.loads(fixture)
+    path = "/racers/8/claim"
+    event.update({"routeKey": f"{method} /racers/{{racerId}}/claim", "rawPath": path, "rawQueryString": "",
+                  "pathParameters": {"racerId": "8"}})
+    event.pop("queryStringParameters", None)
+    event["requestContext"].update({"routeKey": event["routeKey"]})
+    event["requestContext"]["http"].update({"method": method, "path": path})
+    event["requestContext"]["authorizer"] = {"jwt": {
+        "claims": {"sub": "us-east-1:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "aud": "us-east-1:pool",
+                   "iss": "https://cognito-identity.amazonaws.com"},
+        "scopes": None,
+    }}
+    return json.dumps(event)
+
+
 def rehearse_functions(client, physical: dict[str, str], bin_dir: Path, endpoint: str) -> None:
     """Each function's binary, run once with the stack's environment for it."""
     lambda_ = client("lambda")
@@ -513,7 +530,7 @@ def rehearse_functions(client, physical: dict[str, str], bin_dir: Path, endpoint
         })
         if "IOT_ENDPOINT" in env:
             env["IOT_ENDPOINT"] = endpoint  # the account's IoT data endpoint, stood in for by moto
-        event = {
+        fixture = {
             "transformer": "firehose.json",
             "race-aggregator": "kinesis.json",
             "leaderboard-writer": "kinesis.json",
@@ -521,28 +538,34 @@ def rehearse_functions(client, physical: dict[str, str], bin_dir: Path, endpoint
             "api": "http-api.json",
             "history-merger": "sqs-s3-put.json",
         }[binary]
-        body = (FIXTURES / event).read_text()
+        body = (FIXTURES / fixture).read_text()
+        events = [(fixture, body)]
         if binary == "history-merger":
             # The transformer's output of the rehearsal, delivered as Firehose would.
             body = body.replace("alleycat-delivery-123456789012", env["DELIVERY_BUCKET"])
             key = json.loads(json.loads(body)["Records"][1]["body"])["Records"][0]["s3"]["object"]["key"]
             s3.put_object(Bucket=env["DELIVERY_BUCKET"], Key=key, Body=gzip.compress(delivery_lines))
-        kind, answer, output = invoke(bin_dir / binary, env, body.encode(), configuration["FunctionArn"])
-        if kind != "response":
-            problem(f"{binary}: answered {kind}: {answer[:500]!r}\n{output[-2000:]}")
-            continue
-        response = json.loads(answer or b"null")
-        if binary == "transformer":
-            records = response.get("records", [])
-            delivery_lines = b"".join(base64.b64decode(r["data"]) for r in records if r.get("result") == "Ok")
-            if not delivery_lines:
-                problem("transformer: no record transformed")
-        failures = (response or {}).get("batchItemFailures") if isinstance(response, dict) else None
-        if failures:
-            problem(f"{binary}: reported failures {failures}\n{output[-2000:]}")
-        if binary == "api" and response.get("statusCode", 500) >= 500:
-            problem(f"api: answered {response.get('statusCode')}: {response.get('body')}")
-        step(f"{binary}: invoked with {event}, answered {json.dumps(response)[:120]}")
+            events = [(fixture, body)]
+        if binary == "api":
+            # A rider claims racer 8, then releases it: the api's only writes.
+            events += [(f"{fixture} as {method} /racers/8/claim", claim_event(body, method)) for method in ("POST", "DELETE")]
+        for event, body in events:
+            kind, answer, output = invoke(bin_dir / binary, env, body.encode(), configuration["FunctionArn"])
+            if kind != "response":
+                problem(f"{binary}: answered {kind}: {answer[:500]!r}\n{output[-2000:]}")
+                continue
+            response = json.loads(answer or b"null")
+            if binary == "transformer":
+                records = response.get("records", [])
+                delivery_lines = b"".join(base64.b64decode(r["data"]) for r in records if r.get("result") == "Ok")
+                if not delivery_lines:
+                    problem("transformer: no record transformed")
+            failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+            if failures:
+                problem(f"{binary}: reported failures {failures}\n{output[-2000:]}")
+            if binary == "api" and response.get("statusCode", 500) >= 400:
+                problem(f"api: {event} answered {response.get('statusCode')}: {response.get('body')}")
+            step(f"{binary}: invoked with {event}, answered {json.dumps(response)[:120]}")
 
 
 def check_permissions(client, physical: dict[str, str], recording: Path) -> None:

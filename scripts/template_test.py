@@ -526,11 +526,12 @@ def allows(binary: str, action: str, resource: str) -> list[dict]:
     ]
 
 
-@check("the api reads claims and writes them only under racer# keys (GetItem; PutItem, DeleteItem)")
+@check("the api reads claims and writes them only under racer# keys (GetItem, BatchGetItem; PutItem, DeleteItem)")
 def api_claims() -> list[str]:
     problems = []
-    if {} not in allows("api", "dynamodb:GetItem", "<Table.Arn>"):
-        problems.append("api may not GetItem on the table")
+    for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem"):
+        if {} not in allows("api", action, "<Table.Arn>"):
+            problems.append(f"api may not {action} on the table (claims are read in batches)")
     for action in ("dynamodb:PutItem", "dynamodb:DeleteItem"):
         conditions = allows("api", action, "<Table.Arn>")
         if not conditions:
