@@ -98,6 +98,13 @@ FUNCTION_ENV = {
     ),
 }
 
+# sam build's directory of the six functions (their CodeUri): its Makefile builds each one.
+MAKEFILE_DIR = "deploy/"
+
+# Read by every function's `main` (alleycat_aws::serve), not by its Config: the metrics' Stack
+# dimension, set once in Globals to the stack's name.
+SERVE_ENV = {"STACK_NAME": {"Ref": "AWS::StackName"}}
+
 # The table's TTL attribute: only claims carry it (epoch seconds of their expiry).
 TTL_ATTRIBUTE = "ttl"
 
@@ -137,10 +144,10 @@ SAM = plain(cfn_yaml.load(str(TEMPLATE)))
 def packaged(template: dict) -> dict:
     """The template as `sam deploy` uploads it: local code locations replaced by S3 URIs."""
     template = copy.deepcopy(template)
-    for resource in template["Resources"].values():
+    for name, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            props["CodeUri"] = "s3://packaged-by-sam/" + resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", "code")
+            props["CodeUri"] = "s3://packaged-by-sam/" + name
     return template
 
 
@@ -519,11 +526,12 @@ def allows(binary: str, action: str, resource: str) -> list[dict]:
     ]
 
 
-@check("the api reads claims and writes them only under racer# keys (GetItem; PutItem, DeleteItem)")
+@check("the api reads claims and writes them only under racer# keys (GetItem, BatchGetItem; PutItem, DeleteItem)")
 def api_claims() -> list[str]:
     problems = []
-    if {} not in allows("api", "dynamodb:GetItem", "<Table.Arn>"):
-        problems.append("api may not GetItem on the table")
+    for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem"):
+        if {} not in allows("api", action, "<Table.Arn>"):
+            problems.append(f"api may not {action} on the table (claims are read in batches)")
     for action in ("dynamodb:PutItem", "dynamodb:DeleteItem"):
         conditions = allows("api", action, "<Table.Arn>")
         if not conditions:
@@ -589,25 +597,50 @@ def cargo_bins() -> dict[str, str]:
     return bins
 
 
-@check("the six functions are built from their workspace binaries (provided.al2023, arm64)")
+def lambda_build_functions() -> list[str]:
+    """The packages scripts/lambda-build builds (its FUNCTIONS), in order."""
+    listed = re.search(r"^FUNCTIONS=\(([^)]*)\)", (ROOT / "scripts/lambda-build").read_text(), re.M)
+    return listed.group(1).split() if listed else []
+
+
+def make_targets() -> dict[str, str]:
+    """Logical id -> the function deploy/Makefile's `build-<LogicalId>` target copies, read from
+    its recipe (`$(LAMBDA_BUILD) --bootstrap <function> "$(ARTIFACTS_DIR)"`)."""
+    text = (ROOT / MAKEFILE_DIR / "Makefile").read_text()
+    return dict(re.findall(r'^build-(\w+):[ \t]*\n\t\$\(LAMBDA_BUILD\) --bootstrap ([\w-]+) "\$\(ARTIFACTS_DIR\)"[ \t]*$', text, re.M))
+
+
+@check("the six functions are built from their workspace binaries (provided.al2023, arm64) by deploy/Makefile, "
+       "each target copying its function's bootstrap from the test command's one build (scripts/lambda-build)")
 def function_builds() -> list[str]:
     problems = []
     bins = cargo_bins()
+    targets = make_targets()
     built = {}
     for name, resource in SAM["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function" or "InlineCode" in resource.get("Properties", {}):
             continue
         metadata = resource.get("Metadata", {})
-        binary = metadata.get("BuildProperties", {}).get("Binary")
-        if metadata.get("BuildMethod") != "rust-cargolambda":
-            problems.append(f"{name}: BuildMethod {metadata.get('BuildMethod')}")
+        if metadata.get("BuildMethod") != "makefile":
+            problems.append(f"{name}: BuildMethod {metadata.get('BuildMethod')}, expected makefile (deploy/Makefile)")
+        if resource["Properties"].get("CodeUri") != MAKEFILE_DIR:
+            problems.append(f"{name}: CodeUri {resource['Properties'].get('CodeUri')!r}, expected {MAKEFILE_DIR!r}")
+        binary = targets.get(name)
+        if binary is None:
+            problems.append(f"{name}: deploy/Makefile has no target build-{name} running $(LAMBDA_BUILD) --bootstrap")
+            continue
         if binary not in bins:
             problems.append(f"{name}: binary {binary!r} is not a [[bin]] of functions/*")
-        if resource["Properties"].get("CodeUri") != ".":
-            problems.append(f"{name}: CodeUri must be the workspace root '.'")
         built[binary] = name
     if set(built) != set(FUNCTION_ENV):
         problems.append(f"functions built {sorted(built)}, expected {sorted(FUNCTION_ENV)}")
+    for unused in sorted(set(targets) - set(built.values())):
+        problems.append(f"deploy/Makefile: target build-{unused} builds no function of the template")
+    if sorted(lambda_build_functions()) != sorted(FUNCTION_ENV):
+        problems.append(f"scripts/lambda-build builds {lambda_build_functions()}, expected {sorted(FUNCTION_ENV)}")
+    test_script = "\n".join(l for l in (ROOT / "scripts/test").read_text().splitlines() if not l.lstrip().startswith("#"))
+    if "bash scripts/lambda-build" not in test_script or "cargo lambda build" in test_script:
+        problems.append("scripts/test does not build the functions with scripts/lambda-build (the command sam build reuses)")
     for name, function in of_type("AWS::Lambda::Function").items():
         props = function["Properties"]
         if "ZipFile" in props.get("Code", {}):
@@ -622,13 +655,14 @@ def function_builds() -> list[str]:
 @check("each function's environment is exactly what its Config::from_lookup reads")
 def function_environments() -> list[str]:
     problems = []
-    for name, resource in SAM["Resources"].items():
-        binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
-        if resource.get("Type") != "AWS::Serverless::Function" or binary not in FUNCTION_ENV:
+    for binary, name in six_functions().items():
+        resource = SAM["Resources"][name]
+        if binary not in FUNCTION_ENV:
             continue
         variables = set(resource["Properties"].get("Environment", {}).get("Variables", {}))
-        variables |= set(SAM.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        variables |= set((SAM.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables") or {})
         required, optional = FUNCTION_ENV[binary]
+        optional = optional | set(SERVE_ENV)
         if "AWS_REGION" in variables:
             problems.append(f"{binary}: sets AWS_REGION, a reserved variable that Lambda sets itself")
             variables.discard("AWS_REGION")
@@ -636,6 +670,26 @@ def function_environments() -> list[str]:
             problems.append(f"{binary}: required {missing} not set")
         for unknown in sorted(variables - required - optional):
             problems.append(f"{binary}: sets {unknown}, which it does not read")
+    return problems
+
+
+@check("every function's metrics carry the stack's name: Globals set STACK_NAME to it, which "
+       "alleycat_aws::serve reads for the metrics' Stack dimension")
+def stack_dimension() -> list[str]:
+    problems = []
+    variables = (SAM.get("Globals", {}).get("Function", {}).get("Environment") or {}).get("Variables") or {}
+    for variable, value in SERVE_ENV.items():
+        if variables.get(variable) != value:
+            problems.append(f"Globals: {variable} is {variables.get(variable)}, expected {value}")
+        source = crate_source(ROOT / "crates/alleycat-aws")
+        if not re.search(rf'const {variable}: &str = "{variable}";', source) or f"env_var({variable})" not in source:
+            problems.append(f"crates/alleycat-aws no longer reads {variable} (const {variable}, env_var({variable}))")
+        if "with_stack(" not in source:
+            problems.append("crates/alleycat-aws never calls Metrics::with_stack")
+    for binary, name in six_functions().items():
+        own = SAM["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+        for variable in sorted(set(own) & set(SERVE_ENV)):
+            problems.append(f"{binary}: sets {variable} itself, overriding Globals")
     return problems
 
 
@@ -719,10 +773,22 @@ def shared_settings() -> list[str]:
     ]
 
 
-@check("stream triggers report partial batch failures and send exhausted batches to the failure queue")
+def stream_mappings() -> dict[str, dict]:
+    """The event source mappings of streams (Kinesis, DynamoDB): those with a starting position."""
+    return {n: m for n, m in of_type("AWS::Lambda::EventSourceMapping").items() if "StartingPosition" in m["Properties"]}
+
+
+def queue_mappings() -> dict[str, dict]:
+    """The event source mappings of SQS queues."""
+    return {n: m for n, m in of_type("AWS::Lambda::EventSourceMapping").items() if "StartingPosition" not in m["Properties"]}
+
+
+@check("stream triggers report partial batch failures and write given-up batches (metadata and records) to "
+       "FailedBatchesBucket, which keeps them 14 days and announces each on the failure queue; each stream "
+       "function may write there")
 def stream_triggers() -> list[str]:
     problems = []
-    mappings = of_type("AWS::Lambda::EventSourceMapping")
+    mappings = stream_mappings()
     if len(mappings) != 3:
         problems.append(f"expected 3 stream triggers, found {len(mappings)}")
     for name, mapping in mappings.items():
@@ -736,8 +802,35 @@ def stream_triggers() -> list[str]:
         if props.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             problems.append(f"{name}: FunctionResponseTypes {props.get('FunctionResponseTypes')}")
         destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        if render(destination) != "<FailureQueue.Arn>":
-            problems.append(f"{name}: on-failure destination {render(destination)}")
+        if render(destination) != "<FailedBatchesBucket.Arn>":
+            problems.append(f"{name}: on-failure destination {render(destination)}, expected FailedBatchesBucket "
+                            "(an S3 destination keeps the batch's records, not only their sequence numbers)")
+        function = render(props["FunctionName"]).strip("<>")
+        binary = {n: b for b, n in six_functions().items()}.get(function)
+        if binary is None:
+            problems.append(f"{name}: triggers {function}, which is not one of the six functions")
+        else:
+            if {} not in allows(binary, "s3:PutObject", "<FailedBatchesBucket.Arn>/*"):
+                problems.append(f"{binary}: may not s3:PutObject into FailedBatchesBucket (its on-failure destination)")
+            if {} not in allows(binary, "s3:ListBucket", "<FailedBatchesBucket.Arn>"):
+                problems.append(f"{binary}: may not s3:ListBucket FailedBatchesBucket (Lambda's S3 destination needs it)")
+    bucket = RESOURCES.get("FailedBatchesBucket", {}).get("Properties", {})
+    notices = [q for q in bucket.get("NotificationConfiguration", {}).get("QueueConfigurations", [])]
+    if [(q.get("Event"), render(q.get("Queue"))) for q in notices] != [("s3:ObjectCreated:*", "<FailureQueue.Arn>")]:
+        problems.append(f"FailedBatchesBucket does not announce every object on FailureQueue: {notices}")
+    expiries = [r.get("ExpirationInDays") for r in bucket.get("LifecycleConfiguration", {}).get("Rules", []) if r.get("Status") == "Enabled"]
+    retention_days = RESOURCES.get("FailureQueue", {}).get("Properties", {}).get("MessageRetentionPeriod", 0) / 86400
+    if retention_days not in expiries:
+        problems.append(f"FailedBatchesBucket keeps objects {expiries} days, the failure queue its notices {retention_days}")
+    name_of = render(bucket.get("BucketName"))
+    allowed = [
+        s for s in statements(RESOURCES.get("FailureQueuePolicy", {}).get("Properties", {}).get("PolicyDocument"))
+        if s.get("Effect") == "Allow" and s.get("Principal") == {"Service": "s3.amazonaws.com"}
+        and s.get("Action") == "sqs:SendMessage"
+    ]
+    sources = [render(s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")) for s in allowed]
+    if sources != [f"arn:aws:s3:::{name_of}"]:
+        problems.append(f"FailureQueuePolicy lets S3 send from {sources}, expected only arn:aws:s3:::{name_of}")
     finals = [
         m for m in mappings.values()
         if render(m["Properties"]["FunctionName"]).startswith("<LeaderboardWriterFunction")
@@ -745,6 +838,61 @@ def stream_triggers() -> list[str]:
     patterns = [f["Pattern"] for m in finals for f in m["Properties"].get("FilterCriteria", {}).get("Filters", [])]
     if [json.loads(p) for p in patterns] != [{"data": {"event": ["final"]}}]:
         problems.append(f"leaderboard-writer filter {patterns}, expected only final events")
+    return problems
+
+
+@check("the history merger is bounded: S3 announces raw/ objects on MergeQueue (nothing invokes the merger "
+       "asynchronously), which it reads in batches at most HistoryMergerMaxConcurrency (default 2) at a time, "
+       "reporting the messages to retry; a message received 3 times moves to the failure queue")
+def merger_bounded() -> list[str]:
+    problems = []
+    merger = six_functions().get("history-merger")
+    triggers = [m["Properties"] for m in queue_mappings().values() if render(m["Properties"]["FunctionName"]) == f"<{merger}>"]
+    if len(triggers) != 1:
+        return [f"history-merger has {len(triggers)} queue triggers, expected 1"]
+    (trigger,) = triggers
+    if render(trigger.get("EventSourceArn")) != "<MergeQueue.Arn>":
+        problems.append(f"history-merger reads {render(trigger.get('EventSourceArn'))}, expected MergeQueue")
+    if trigger.get("ScalingConfig") != {"MaximumConcurrency": {"Ref": "HistoryMergerMaxConcurrency"}}:
+        problems.append(f"history-merger's ScalingConfig {trigger.get('ScalingConfig')}")
+    parameter = SAM.get("Parameters", {}).get("HistoryMergerMaxConcurrency", {})
+    if parameter.get("Default") != 2 or parameter.get("MinValue") != 2:
+        problems.append(f"HistoryMergerMaxConcurrency {parameter}, expected default 2 (Lambda's minimum)")
+    if trigger.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+        problems.append(f"history-merger's trigger FunctionResponseTypes {trigger.get('FunctionResponseTypes')}")
+    for name, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::Lambda::Permission" and render(resource["Properties"].get("FunctionName")).startswith(f"<{merger}"):
+            problems.append(f"{name}: {resource['Properties'].get('Principal')} may invoke history-merger directly")
+        if resource["Type"] == "AWS::Lambda::EventInvokeConfig" and render(resource["Properties"].get("FunctionName")).startswith(f"<{merger}"):
+            problems.append(f"{name}: history-merger is invoked asynchronously")
+    queue = RESOURCES.get("MergeQueue", {}).get("Properties", {})
+    redrive = queue.get("RedrivePolicy", {})
+    if render(redrive.get("deadLetterTargetArn")) != "<FailureQueue.Arn>" or not 1 <= redrive.get("maxReceiveCount", 0) <= 5:
+        problems.append(f"MergeQueue's redrive {redrive}, expected the failure queue after a few receives")
+    timeout = RESOURCES[merger]["Properties"].get("Timeout", 3)
+    if queue.get("VisibilityTimeout", 30) < 6 * timeout:
+        problems.append(f"MergeQueue's visibility timeout {queue.get('VisibilityTimeout')} s is under 6 x the merger's {timeout} s")
+    if not SAM["Resources"].get("MergeQueue", {}).get("Properties", {}).get("SqsManagedSseEnabled"):
+        problems.append("MergeQueue is not encrypted (SqsManagedSseEnabled)")
+    bucket = RESOURCES.get("DeliveryBucket", {}).get("Properties", {})
+    notifications = bucket.get("NotificationConfiguration", {})
+    expected = [{
+        "Event": "s3:ObjectCreated:*",
+        "Queue": {"Fn::GetAtt": ["MergeQueue", "Arn"]},
+        "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "raw/"}]}},
+    }]
+    if notifications.get("QueueConfigurations") != expected or notifications.get("LambdaConfigurations"):
+        problems.append(f"DeliveryBucket notifications {notifications}, expected raw/ objects on MergeQueue only")
+    allowed = [
+        render(s.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn"))
+        for s in statements(RESOURCES.get("MergeQueuePolicy", {}).get("Properties", {}).get("PolicyDocument"))
+        if s.get("Effect") == "Allow" and s.get("Principal") == {"Service": "s3.amazonaws.com"}
+    ]
+    if allowed != [f"arn:aws:s3:::{render(bucket.get('BucketName'))}"]:
+        problems.append(f"MergeQueuePolicy lets S3 send from {allowed}, expected only the delivery bucket")
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        if {} not in allows("history-merger", action, "<MergeQueue.Arn>"):
+            problems.append(f"history-merger may not {action} on MergeQueue")
     return problems
 
 
@@ -797,6 +945,18 @@ def dashboard() -> tuple[str, dict, dict]:
     return name, props, json.loads(render(props["DashboardBody"]))
 
 
+def expressions(body: dict) -> list[str]:
+    """Every math, SEARCH or Metrics Insights expression the dashboard graphs."""
+    return [
+        part["expression"]
+        for widget in body.get("widgets", [])
+        if widget.get("type") == "metric"
+        for line in widget.get("properties", {}).get("metrics", [])
+        for part in line
+        if isinstance(part, dict) and "expression" in part
+    ]
+
+
 def plotted(body: dict) -> list[tuple[str, str, dict[str, str], dict]]:
     """(namespace, metric, dimensions, widget properties) of every metric the dashboard graphs,
     with the "." shorthand (same as the line above) resolved; math and search expressions
@@ -821,9 +981,9 @@ def plotted(body: dict) -> list[tuple[str, str, dict[str, str], dict]]:
 def six_functions() -> dict[str, str]:
     """Binary (the metrics' `Function` dimension) -> logical id of the function built from it."""
     return {
-        r["Metadata"]["BuildProperties"]["Binary"]: name
-        for name, r in SAM["Resources"].items()
-        if r.get("Type") == "AWS::Serverless::Function" and "BuildProperties" in r.get("Metadata", {})
+        binary: name
+        for name, binary in make_targets().items()
+        if SAM["Resources"].get(name, {}).get("Type") == "AWS::Serverless::Function"
     }
 
 
@@ -866,8 +1026,8 @@ def dashboard_counters() -> list[str]:
     for namespace, metric, dimensions, _ in plotted(body):
         if namespace != "Alleycat":
             continue
-        if set(dimensions) != {"Function"}:
-            problems.append(f"Alleycat {metric}: dimensions {dimensions}, the functions emit only Function")
+        if set(dimensions) != {"Function", "Stack"} or dimensions["Stack"] != "STACK":
+            problems.append(f"Alleycat {metric}: dimensions {dimensions}, the functions emit Function and Stack (the stack's name)")
             continue
         shown.setdefault(dimensions["Function"], set()).add(metric)
     emitted = emitted_metrics()
@@ -894,7 +1054,7 @@ def dashboard_functions() -> list[str]:
         for namespace, metric, dimensions, _ in plotted(body)
         if namespace == "AWS/Lambda" and set(dimensions) == {"FunctionName"}
     }
-    streams = {render(m["Properties"]["FunctionName"]) for m in of_type("AWS::Lambda::EventSourceMapping").values()}
+    streams = {render(m["Properties"]["FunctionName"]) for m in stream_mappings().values()}
     asynchronous = {render(c["Properties"]["FunctionName"]) for c in of_type("AWS::Lambda::EventInvokeConfig").values()}
     destinations = {
         render(r["Properties"]["FunctionName"])
@@ -926,8 +1086,15 @@ def dashboard_pipeline() -> list[str]:
         ("AWS/Firehose", "DeliveryToS3.DataFreshness", {"DeliveryStreamName": "<DeliveryStream>"}),
     ]
     problems = [f"{n} {m} {d} is not on the dashboard" for n, m, d in required if (n, m, d) not in shown]
+    graphed = expressions(body)
     for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
         props = alarm["Properties"]
+        if "Metrics" in props:
+            # A query alarm: the dashboard graphs the very same expression.
+            for query in props["Metrics"]:
+                if render(query.get("Expression")) not in graphed:
+                    problems.append(f"{name}: its expression {render(query.get('Expression'))!r} is not on the dashboard")
+            continue
         metric = (
             props.get("Namespace"),
             props.get("MetricName"),
@@ -963,6 +1130,225 @@ def alarms_link_dashboard() -> list[str]:
     if output != DASHBOARD_LINK + f"<{name}>":
         problems.append(f"output DashboardUrl is {output!r}, expected {DASHBOARD_LINK}<{name}>")
     return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# Data that outlives the stack, and IoT Core's logs
+# ------------------------------------------------------------------------------------------------
+
+# What cannot be rebuilt: the table (results, leaderboards, personal records) and the class
+# histories (raw/ expires after RawDataRetentionDays).
+RETAINED = ("Table", "HistoryBucket")
+
+
+@check("the table and the history bucket survive the stack's deletion and their own replacement "
+       "(DeletionPolicy and UpdateReplacePolicy Retain); the table has deletion protection and "
+       "point-in-time recovery; the history bucket is versioned, previous versions expiring after "
+       "HistoryVersionRetentionDays")
+def data_retained() -> list[str]:
+    problems = []
+    for name in RETAINED:
+        resource = RESOURCES.get(name, {})
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if resource.get(policy) != "Retain":
+                problems.append(f"{name}: {policy} {resource.get(policy)}, expected Retain")
+    table = RESOURCES.get("Table", {}).get("Properties", {})
+    if table.get("DeletionProtectionEnabled") is not True:
+        problems.append("Table: DeletionProtectionEnabled is not true")
+    if table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+        problems.append("Table: point-in-time recovery is off")
+    bucket = RESOURCES.get("HistoryBucket", {}).get("Properties", {})
+    if bucket.get("VersioningConfiguration") != {"Status": "Enabled"}:
+        problems.append(f"HistoryBucket: versioning {bucket.get('VersioningConfiguration')}")
+    expiries = [
+        rule.get("NoncurrentVersionExpiration")
+        for rule in bucket.get("LifecycleConfiguration", {}).get("Rules", [])
+        if rule.get("Status") == "Enabled" and not rule.get("Prefix") and not rule.get("Filter")
+    ]
+    if {"NoncurrentDays": {"Ref": "HistoryVersionRetentionDays"}} not in expiries:
+        problems.append(f"HistoryBucket: no bucket-wide rule expiring previous versions after "
+                        f"HistoryVersionRetentionDays ({expiries})")
+    return problems
+
+
+@check("IoT Core logs rule failures (AWS::IoT::Logging at ERROR or WARN from IotLogLevel, unless off) "
+       "through a role only IoT of this account assumes, allowed to write only AWSIotLogsV2")
+def iot_logging() -> list[str]:
+    problems = []
+    parameter = SAM.get("Parameters", {}).get("IotLogLevel", {})
+    if parameter.get("Default") not in ("ERROR", "WARN") or sorted(parameter.get("AllowedValues", [])) != ["ERROR", "WARN", "off"]:
+        problems.append(f"IotLogLevel: {parameter}, expected default ERROR or WARN, values ERROR/WARN/off")
+    loggings = of_type("AWS::IoT::Logging")
+    if len(loggings) != 1:
+        return problems + [f"expected one AWS::IoT::Logging, found {len(loggings)}"]
+    (name, logging), = loggings.items()
+    props = logging["Properties"]
+    if props.get("DefaultLogLevel") != {"Ref": "IotLogLevel"}:
+        problems.append(f"{name}: DefaultLogLevel {props.get('DefaultLogLevel')}")
+    if render(props.get("AccountId")) != "ACCOUNT":
+        problems.append(f"{name}: AccountId {render(props.get('AccountId'))}")
+    condition = SAM.get("Conditions", {}).get(logging.get("Condition"))
+    if condition != {"Fn::Not": [{"Fn::Equals": [{"Ref": "IotLogLevel"}, "off"]}]}:
+        problems.append(f"{name}: condition {logging.get('Condition')} = {condition}")
+    role_name = render(props.get("RoleArn")).strip("<>").split(".")[0]
+    role = RESOURCES.get(role_name, {}).get("Properties", {})
+    trust = statements(role.get("AssumeRolePolicyDocument"))
+    if [s.get("Principal") for s in trust] != [{"Service": "iot.amazonaws.com"}] or not all(
+        render(s.get("Condition", {}).get("StringEquals", {}).get("aws:SourceAccount")) == "ACCOUNT" for s in trust
+    ):
+        problems.append(f"{role_name}: trust {trust}")
+    log_group = "arn:aws:logs:REGION:ACCOUNT:log-group:AWSIotLogsV2"
+    for policy in role.get("Policies", []):
+        for statement in statements(policy["PolicyDocument"]):
+            for resource in as_list(statement.get("Resource")):
+                if render(resource) not in (log_group, log_group + ":*"):
+                    problems.append(f"{role_name}: allows {statement.get('Action')} on {render(resource)}")
+    return problems
+
+
+# Failures that are handled (reported inside a response, retried, sent to a destination), so that
+# Lambda's Errors never counts them, each with the alarm that must watch it: the functions' own
+# failure counters (namespace Alleycat, dimension Function: functions/*/src) and the services'
+# failure metrics. A query alarm (Metrics Insights) is named by the metric and schema it sums.
+FAILURE_COUNTERS = {
+    "race-aggregator": ["FailedRaces"],
+    "leaderboard-writer": ["Failed"],
+    "publisher": ["PublishFailed"],
+    "history-merger": ["MergeFailed", "ReadFailed"],
+    "api": ["ServerErrors"],
+}
+
+
+def alarm_metric(props: dict) -> tuple[str, str, dict[str, str]]:
+    """(namespace, metric, dimensions) an alarm watches; for a Metrics Insights query alarm, the
+    summed metric, its schema's namespace and the WHERE equalities as dimensions."""
+    if "Metrics" not in props:
+        return (
+            props.get("Namespace"),
+            props.get("MetricName"),
+            {d["Name"]: render(d["Value"]) for d in props.get("Dimensions", [])},
+        )
+    (query,) = [render(m.get("Expression")) for m in props["Metrics"] if m.get("ReturnData", True)]
+    parsed = re.fullmatch(r'SELECT SUM\((\w+)\) FROM SCHEMA\("([^"]+)"(?:, *\w+)*\) WHERE (.*)', query)
+    if not parsed:
+        return (None, query, {})
+    where = dict(re.findall(r"(\w+) = '([^']*)'", parsed.group(3)))
+    return (parsed.group(2), parsed.group(1), where)
+
+
+def required_alarms() -> list[tuple[str, str, dict[str, str]]]:
+    """Every failure metric that must have an alarm (see FAILURE_COUNTERS)."""
+    required = [
+        ("Alleycat", counter, {"Function": function, "Stack": "STACK"})
+        for function, counters in FAILURE_COUNTERS.items()
+        for counter in counters
+    ]
+    for binary, logical_id in sorted(six_functions().items()):
+        ref = {"FunctionName": f"<{logical_id}>"}
+        required += [("AWS/Lambda", "Errors", ref), ("AWS/Lambda", "Throttles", ref)]
+    for resource in [*of_type("AWS::Lambda::EventSourceMapping").values(), *of_type("AWS::Lambda::EventInvokeConfig").values()]:
+        if resource["Properties"].get("DestinationConfig", {}).get("OnFailure"):
+            function = render(resource["Properties"]["FunctionName"]).split(".")[0].rstrip(">") + ">"
+            required.append(("AWS/Lambda", "DestinationDeliveryFailures", {"FunctionName": function}))
+    for config in of_type("AWS::Lambda::EventInvokeConfig").values():
+        function = render(config["Properties"]["FunctionName"]).split(".")[0].rstrip(">") + ">"
+        required.append(("AWS/Lambda", "AsyncEventsDropped", {"FunctionName": function}))
+    for rule in of_type("AWS::IoT::TopicRule"):
+        for metric in ("RuleMessageThrottled", "ParseError", "Failure"):
+            required.append(("AWS/IoT", metric, {"RuleName": f"<{rule}>"}))
+    for table in of_type("AWS::DynamoDB::Table"):
+        for metric in ("WriteThrottleEvents", "ReadThrottleEvents"):
+            required.append(("AWS/DynamoDB", metric, {"TableName": f"<{table}>"}))
+    # The failure queue: anything on it is a failure. A queue a function works from: its backlog.
+    for metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        required.append(("AWS/SQS", metric, {"QueueName": "<FailureQueue.QueueName>"}))
+    for mapping in queue_mappings().values():
+        queue = render(mapping["Properties"]["EventSourceArn"]).strip("<>").split(".")[0]
+        required.append(("AWS/SQS", "ApproximateAgeOfOldestMessage", {"QueueName": f"<{queue}.QueueName>"}))
+    return required
+
+
+@check("every failure that matters has an alarm: the functions' failure counters (" +
+       ", ".join(c for cs in FAILURE_COUNTERS.values() for c in cs) + "), each function's errors and "
+       "throttles, failed deliveries to on-failure destinations, dropped S3 events, the IoT rule's "
+       "throttles, parse errors and action failures, table throttles, the failure queue's depth and age")
+def failure_alarms() -> list[str]:
+    watched: dict[tuple, list[str]] = {}
+    for name, alarm in of_type("AWS::CloudWatch::Alarm").items():
+        namespace, metric, dimensions = alarm_metric(alarm["Properties"])
+        watched.setdefault((namespace, metric, tuple(sorted(dimensions.items()))), []).append(name)
+    problems = []
+    emitted = emitted_metrics()
+    for function, counters in FAILURE_COUNTERS.items():
+        for counter in counters:
+            if counter not in emitted.get(function, set()):
+                problems.append(f"{function} no longer emits {counter}: update FAILURE_COUNTERS")
+    for namespace, metric, dimensions in required_alarms():
+        if (namespace, metric, tuple(sorted(dimensions.items()))) not in watched:
+            problems.append(f"no alarm on {namespace} {metric} {dimensions}")
+    for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
+        props = alarm["Properties"]
+        if props.get("ComparisonOperator") != "GreaterThanThreshold" or props.get("TreatMissingData") != "notBreaching":
+            problems.append(f"{name}: fires on {props.get('ComparisonOperator')}, missing data {props.get('TreatMissingData')}")
+        _, metric, _ = alarm_metric(props)
+        is_count = metric not in ("ApproximateAgeOfOldestMessage", "IteratorAge", "GetRecords.IteratorAgeMilliseconds",
+                                  "DeliveryToS3.DataFreshness")
+        if is_count and props.get("Threshold") != 0:
+            problems.append(f"{name}: a failure count alarms only above {props.get('Threshold')}, expected the first (> 0)")
+    return problems
+
+
+@check("every alarm notifies the alarm topic (email to AlarmEmail), unless AlarmNotifications=off; a rule "
+       "refuses to deploy with notifications on and no AlarmEmail")
+def alarm_destination() -> list[str]:
+    problems = []
+    parameters = SAM.get("Parameters", {})
+    notifications = parameters.get("AlarmNotifications", {})
+    if notifications.get("Default") != "email" or sorted(notifications.get("AllowedValues", [])) != ["email", "off"]:
+        problems.append(f"AlarmNotifications: {notifications}, expected default email, values email/off")
+    if SAM.get("Conditions", {}).get("NotifyAlarms") != {"Fn::Equals": [{"Ref": "AlarmNotifications"}, "email"]}:
+        problems.append(f"condition NotifyAlarms is {SAM.get('Conditions', {}).get('NotifyAlarms')}")
+    rules = SAM.get("Rules", {})
+    asserted = [
+        (rule.get("RuleCondition"), assertion.get("Assert"))
+        for rule in rules.values()
+        for assertion in rule.get("Assertions", [])
+    ]
+    expected = (
+        {"Fn::Equals": [{"Ref": "AlarmNotifications"}, "email"]},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+    )
+    if expected not in asserted:
+        problems.append(f"no rule asserting AlarmEmail when AlarmNotifications=email: {rules}")
+    topics = of_type("AWS::SNS::Topic")
+    if list(topics) != ["AlarmTopic"]:
+        problems.append(f"SNS topics {sorted(topics)}, expected AlarmTopic")
+    else:
+        topic = topics["AlarmTopic"]
+        if topic.get("Condition") != "NotifyAlarms":
+            problems.append(f"AlarmTopic's condition is {topic.get('Condition')}")
+        subscriptions = topic["Properties"].get("Subscription", [])
+        if subscriptions != [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]:
+            problems.append(f"AlarmTopic subscriptions {subscriptions}")
+    for name, alarm in sorted(of_type("AWS::CloudWatch::Alarm").items()):
+        actions = alarm["Properties"].get("AlarmActions")
+        if actions != {"Fn::If": ["NotifyAlarms", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}:
+            problems.append(f"{name}: AlarmActions {actions}")
+    return problems
+
+
+@check("docs/deploy.md's table of alarms names every alarm of the template, and no other")
+def alarms_documented() -> list[str]:
+    text = (ROOT / "docs/deploy.md").read_text()
+    documented = {
+        name
+        for cell in re.findall(r"^\| ((?:`\w+Alarm`(?:, )?)+) \|", text, re.M)
+        for name in re.findall(r"`(\w+Alarm)`", cell)
+    }
+    alarms = set(of_type("AWS::CloudWatch::Alarm"))
+    return [f"{a} is not in docs/deploy.md's alarm table" for a in sorted(alarms - documented)] + [
+        f"docs/deploy.md documents {a}, which is no alarm of the template" for a in sorted(documented - alarms)
+    ]
 
 
 def main() -> int:

@@ -9,13 +9,23 @@ pub fn init_logs() {
     lambda_runtime::tracing::init_default_subscriber();
 }
 
+/// The variable naming the deployment (the template sets it to the stack's name for every
+/// function): the metrics' `Stack` dimension. Unset, the metrics have the `Function` dimension only.
+pub const STACK_NAME: &str = "STACK_NAME";
+
 /// Serves `function` on the Lambda Runtime API until the sandbox is shut down: each event is
-/// handed to [`Function::handle`], its counts are emitted as one EMF line, and the response (or
-/// the error, which makes Lambda retry the event) goes back to Lambda.
+/// handed to [`Function::handle`], its counts are emitted as one EMF line (dimensions `Function`,
+/// and `Stack` from [`STACK_NAME`]), and the response (or the error, which makes Lambda retry the
+/// event) goes back to Lambda.
 pub async fn serve<F: Function>(function: F) -> Result<(), lambda_runtime::Error> {
     let function = &function;
+    let stack = env_var(STACK_NAME).filter(|name| !name.is_empty());
+    let stack = &stack;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<F::Event>| async move {
-        let mut metrics = Metrics::new(F::NAME);
+        let mut metrics = match stack {
+            Some(stack) => Metrics::new(F::NAME).with_stack(stack.as_str()),
+            None => Metrics::new(F::NAME),
+        };
         // Boxed: one allocation per invocation keeps the handler's deeply nested future out of
         // the runtime's type, whose layout would otherwise exceed the compiler's recursion limit.
         let result = Box::pin(function.handle(event.payload, &mut metrics)).await;

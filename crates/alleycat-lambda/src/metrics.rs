@@ -14,6 +14,7 @@ pub const NAMESPACE: &str = "Alleycat";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metrics {
     function: &'static str,
+    stack: Option<String>,
     counts: BTreeMap<&'static str, u64>,
 }
 
@@ -22,8 +23,17 @@ impl Metrics {
     pub fn new(function: &'static str) -> Self {
         Self {
             function,
+            stack: None,
             counts: BTreeMap::new(),
         }
+    }
+
+    /// The same counters also under the deployment's name (dimensions `Function` and `Stack`),
+    /// so that two stacks in one account and region keep their metrics apart.
+    #[must_use]
+    pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
+        self.stack = Some(stack.into());
+        self
     }
 
     /// Adds `n` to counter `name` (metric names are CamelCase: `RecordsIn`, `Rejected`, …).
@@ -53,17 +63,25 @@ impl Metrics {
             .keys()
             .map(|name| json!({"Name": name, "Unit": "Count"}))
             .collect();
+        let dimensions = if self.stack.is_some() {
+            json!([["Function", "Stack"]])
+        } else {
+            json!([["Function"]])
+        };
         let mut document = json!({
             "_aws": {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["Function"]],
+                    "Dimensions": dimensions,
                     "Metrics": definitions,
                 }],
             },
             "Function": self.function,
         });
+        if let Some(stack) = &self.stack {
+            document["Stack"] = json!(stack);
+        }
         for (name, value) in &self.counts {
             document[*name] = json!(value);
         }
@@ -112,5 +130,21 @@ mod tests {
             json!([{"Name": "RecordsIn", "Unit": "Count"}, {"Name": "Rejected", "Unit": "Count"}])
         );
         assert_eq!(line.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn emf_with_a_stack_declares_the_function_and_stack_dimensions() {
+        let mut metrics = Metrics::new("publisher").with_stack("alleycat-prod");
+        metrics.incr("PublishFailed");
+        let doc = metrics.to_emf(1_700_000_000_000);
+        assert_eq!(doc["Function"], "publisher");
+        assert_eq!(doc["Stack"], "alleycat-prod");
+        assert_eq!(doc["PublishFailed"], 1);
+        let declared = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Dimensions"], json!([["Function", "Stack"]]));
+        assert_eq!(
+            declared["Metrics"],
+            json!([{"Name": "PublishFailed", "Unit": "Count"}])
+        );
     }
 }

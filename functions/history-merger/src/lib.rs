@@ -12,13 +12,16 @@
 //! `identityId`) are merged only if that identity held the racer when the line arrived (one
 //! claims read per object, `Rejected.not_holder` otherwise).
 //!
-//! S3 invokes this function asynchronously: when a read or a merge still fails after its retries,
-//! the handler returns an error naming it and Lambda retries the whole event. That is safe because
-//! every view is a max-merge: documents already merged are merged again to the same value, and
-//! the replay costs a read each and no write.
+//! On AWS, S3 announces each object on a queue and Lambda invokes the function with batches of
+//! those announcements at a bounded concurrency ([`queue`]); the embedded stack invokes
+//! [`handle`] with S3 events directly. When a read or a merge still fails after its retries,
+//! [`handle`] returns an error naming it, and the event (or the batch's messages) is delivered
+//! again. That is safe because every view is a max-merge: documents already merged are merged
+//! again to the same value, and the replay costs a read each and no write.
 
 mod config;
 mod deltas;
+pub mod queue;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,6 +44,7 @@ pub use config::{
     TABLE_NAME,
 };
 pub use deltas::Target;
+pub use queue::{QueuedHistoryMerger, handle_queue};
 
 use deltas::Deltas;
 
@@ -234,7 +238,7 @@ fn delivery_key(record: &S3EventRecord, bucket: &str) -> Result<String, &'static
 
 /// S3 event keys are form-encoded: `+` is a space and everything else is percent-encoded (a
 /// literal `+` arrives as `%2B`).
-fn decode_event_key(key: &str) -> Option<String> {
+pub(crate) fn decode_event_key(key: &str) -> Option<String> {
     let spaced: Cow<'_, str> = if key.contains('+') {
         Cow::Owned(key.replace('+', " "))
     } else {

@@ -3,7 +3,7 @@
 //! [`history_merger::Config::from_lookup`].
 
 use alleycat_aws::{DynamoTable, Fatal, S3Objects, env_var, init_logs, load_config, serve};
-use history_merger::{Config, HistoryMerger};
+use history_merger::{Config, HistoryMerger, QueuedHistoryMerger};
 
 #[tokio::main]
 async fn main() -> Result<(), Fatal> {
@@ -16,6 +16,7 @@ async fn main() -> Result<(), Fatal> {
         table: DynamoTable::from_conf(&sdk, &config.table_name),
         config,
     };
-    serve(merger).await?;
+    // Batches of the merge queue's S3 announcements (template.yaml, MergeQueue).
+    serve(QueuedHistoryMerger(merger)).await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The real `history-merger` binary on the fake Lambda Runtime API, on moto buckets and a moto
-//! table: the committed S3 event (pointed at this test's delivery bucket) merges its delivery
-//! object into the class history, racer bests and racer traces, the counts reach stdout as EMF,
+//! table: the committed merge-queue event (S3's test event, then the S3 event of a delivery
+//! object, pointed at this test's delivery bucket) merges the object into the class history,
+//! racer bests and racer traces and answers no message to retry, the counts reach stdout as EMF,
 //! and each missing required variable stops it at init, named.
 
 use alleycat_aws::moto::{bucket, moto, table};
@@ -11,7 +12,6 @@ use alleycat_lambda::testing::Message;
 use alleycat_ports::{BestsKey, ObjectStore, Queries, TraceKey};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use serde_json::Value;
 use std::io::Write;
 use tokio::task::block_in_place;
 
@@ -65,12 +65,16 @@ async fn fixture_object_is_merged_into_history_bests_and_traces() -> TestResult 
             None,
         )
         .await?;
-    let event = fixture_event("s3-put.json", &[(FIXTURE_BUCKET, &delivery.bucket)])?;
+    let event = fixture_event("sqs-s3-put.json", &[(FIXTURE_BUCKET, &delivery.bucket)])?;
     let env = moto().env_with(&config(&delivery.bucket, &history.bucket, &table.table));
     let run = block_in_place(|| run_bootstrap(BIN, &env, &event))?;
     eprintln!("history-merger startup: {:?}", run.startup);
 
-    assert_eq!(run.response_json()?, Value::Null, "success: no payload");
+    assert_eq!(
+        run.response_json()?,
+        serde_json::json!({"batchItemFailures": []}),
+        "every message merged or dropped: none to receive again"
+    );
     let object = history
         .get(&history_key(3))
         .await?
@@ -105,6 +109,7 @@ async fn fixture_object_is_merged_into_history_bests_and_traces() -> TestResult 
     assert_eq!(emf["Function"], "history-merger");
     for (counter, count) in [
         ("ObjectsIn", 1),
+        ("Skipped", 1),
         ("Records", 2),
         ("BadLines", 0),
         ("HistoryWrites", 1),
