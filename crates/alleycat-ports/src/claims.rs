@@ -79,12 +79,15 @@ where
     Fut: Future<Output = Result<T, PortError>>,
 {
     let max_attempts = policy.max_attempts.max(1);
-    let mut attempts = 0;
+    let (mut attempts, mut conflicts) = (0, 0);
     loop {
         attempts += 1;
         match step().await {
             Ok(value) => return Ok(value),
-            Err(PortError::Conflict) if attempts < max_attempts => policy.wait(0).await,
+            Err(PortError::Conflict) if attempts < max_attempts => {
+                policy.wait(conflicts).await;
+                conflicts += 1;
+            }
             Err(error) if error.is_retryable() && attempts < max_attempts => {
                 policy.wait(attempts - 1).await;
             }

@@ -173,9 +173,11 @@ where
                 return Ok(outcome);
             }
             Err(PortError::Conflict) if attempt < max_attempts => {
-                // Another writer got there first: re-read at once (a short jitter spreads a herd).
+                // Another writer got there first: re-read after a full-jitter wait that grows
+                // with each conflict, so a herd of writers on one document spreads out instead of
+                // colliding again (the first wait is short: one conflict is the common case).
+                policy.wait(outcome.conflicts).await;
                 outcome.conflicts += 1;
-                policy.wait(0).await;
             }
             Err(error) if error.is_retryable() && attempt < max_attempts => {
                 outcome.retries += 1;
