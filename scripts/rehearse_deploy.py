@@ -586,9 +586,38 @@ def check_permissions(client, physical: dict[str, str], recording: Path) -> None
                 problem(f"{binary}: {action} on {resource} {context} is not allowed by its role")
 
 
+def without_permission(cfn_path: str, out: str, role_id: str, action: str) -> None:
+    """A copy of the expanded template whose role `role_id` (logical id) no longer grants
+    `action`: the rehearsal must fail on it, which shows that it checks what it claims to."""
+    with open(cfn_path) as f:
+        cfn = json.load(f)
+    role = cfn["Resources"].get(role_id)
+    if role is None or role.get("Type") != "AWS::IAM::Role":
+        raise SystemExit(f"no role {role_id} in the expanded template")
+    removed = 0
+    for policy in role["Properties"].get("Policies", []):
+        statements = policy["PolicyDocument"].get("Statement", [])
+        for statement in statements if isinstance(statements, list) else [statements]:
+            actions = statement.get("Action")
+            if isinstance(actions, list) and action in actions:
+                actions.remove(action)
+                removed += 1
+            elif actions == action:
+                statement["Action"] = []
+                removed += 1
+    if removed == 0:
+        raise SystemExit(f"{role_id} grants no {action}: nothing to remove")
+    with open(out, "w") as f:
+        json.dump(cfn, f)
+    print(f"rehearsal: {role_id} without {action}, which must fail the rehearsal", flush=True)
+
+
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "transform":
         transform(sys.argv[2], sys.argv[3])
+        return 0
+    if len(sys.argv) == 6 and sys.argv[1] == "break":
+        without_permission(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])
         return 0
     if len(sys.argv) == 4 and sys.argv[1] == "run":
         return run(sys.argv[2], sys.argv[3])
