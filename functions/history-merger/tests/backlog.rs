@@ -78,6 +78,60 @@ fn announcement(id: usize, bucket: &str, key: &str) -> serde_json::Value {
     })
 }
 
+type Queue = Mutex<VecDeque<(serde_json::Value, u32)>>;
+
+/// One invocation after another, as Lambda runs one concurrent slot of the event source, until
+/// the queue is empty: a message reported failed is received again, up to [`RECEIVES`] times,
+/// then goes to `dead`. The invocations' counters, summed.
+async fn drain<D, H, T>(
+    queue: &Queue,
+    dead: &Mutex<Vec<serde_json::Value>>,
+    delivery: &D,
+    histories: &H,
+    table: &T,
+    config: &Config,
+) -> Metrics
+where
+    D: ObjectStore,
+    H: alleycat_ports::MergeStore<u8, ClassHistory>,
+    T: alleycat_ports::MergeStore<alleycat_ports::BestsKey, alleycat_domain::SecondSeries>
+        + alleycat_ports::MergeStore<alleycat_ports::TraceKey, alleycat_domain::SecondSeries>
+        + alleycat_ports::Claims,
+{
+    let mut totals = Metrics::new("history-merger");
+    loop {
+        let batch: Vec<_> = {
+            let mut queue = queue.lock().unwrap();
+            let n = queue.len().min(BATCH);
+            queue.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return totals;
+        }
+        let event: SqsEvent = serde_json::from_value(
+            json!({"Records": batch.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>()}),
+        )
+        .unwrap();
+        let mut metrics = Metrics::new("history-merger");
+        let response = handle_queue(event, delivery, histories, table, config, &mut metrics).await;
+        for (name, count) in metrics.counts() {
+            totals.add(name, *count);
+        }
+        for failure in response.batch_item_failures {
+            let (message, receives) = batch
+                .iter()
+                .find(|(m, _)| m["messageId"] == failure.item_identifier.as_str())
+                .cloned()
+                .unwrap();
+            if receives < RECEIVES {
+                queue.lock().unwrap().push_back((message, receives + 1));
+            } else {
+                dead.lock().unwrap().push(message);
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_objects_at_once_merge_with_two_invocations_and_no_failure() {
     let delivery = moto::bucket().await;
@@ -114,46 +168,7 @@ async fn fifty_objects_at_once_merge_with_two_invocations_and_no_failure() {
         let (delivery, histories) = (Arc::clone(&delivery), Arc::clone(&histories));
         let (table, config) = (Arc::clone(&table), Arc::clone(&config));
         workers.push(tokio::spawn(async move {
-            let mut totals = Metrics::new("history-merger");
-            loop {
-                let batch: Vec<_> = {
-                    let mut queue = queue.lock().unwrap();
-                    let n = queue.len().min(BATCH);
-                    queue.drain(..n).collect()
-                };
-                if batch.is_empty() {
-                    return totals;
-                }
-                let event: SqsEvent = serde_json::from_value(
-                    json!({"Records": batch.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>()}),
-                )
-                .unwrap();
-                let mut metrics = Metrics::new("history-merger");
-                let response = handle_queue(
-                    event,
-                    &*delivery,
-                    &*histories,
-                    &*table,
-                    &config,
-                    &mut metrics,
-                )
-                .await;
-                for (name, count) in metrics.counts() {
-                    totals.add(name, *count);
-                }
-                for failure in response.batch_item_failures {
-                    let (message, receives) = batch
-                        .iter()
-                        .find(|(m, _)| m["messageId"] == failure.item_identifier.as_str())
-                        .cloned()
-                        .unwrap();
-                    if receives < RECEIVES {
-                        queue.lock().unwrap().push_back((message, receives + 1));
-                    } else {
-                        dead.lock().unwrap().push(message);
-                    }
-                }
-            }
+            drain(&queue, &dead, &*delivery, &*histories, &*table, &config).await
         }));
     }
     let mut totals = Metrics::new("history-merger");
