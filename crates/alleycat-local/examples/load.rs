@@ -66,10 +66,14 @@ fn client(stack: &Stack, name: &str) -> (AsyncClient, rumqttc::EventLoop) {
     AsyncClient::new(options, 10_000)
 }
 
-fn message(racer: u32, second: u32, race_id: u64, cadence: f64, resistance: f64) -> Vec<u8> {
+/// A message of a ride that started at `start_ms` (the race's start, so that every ride is in
+/// race `start_ms / 300 s` and plausible: its start never moves, whatever `second` is).
+fn message(racer: u32, second: u32, start_ms: u64, cadence: f64, resistance: f64) -> Vec<u8> {
+    let second = second % 300 + 1;
     json!({
-        "event": "update", "deviceTimestamp": alleycat_local::now_ms(), "second": second % 300 + 1,
-        "raceId": race_id, "name": format!("Rider {racer}"), "racerId": racer,
+        "event": "update", "deviceTimestamp": start_ms + u64::from(second - 1) * 1000,
+        "second": second, "raceId": start_ms / 300_000, "name": format!("Rider {racer}"),
+        "racerId": racer,
         "classId": CLASS, "cadence": cadence, "resistance": resistance
     })
     .to_string()
@@ -138,7 +142,8 @@ struct Outcome {
 }
 
 async fn run(stack: &Stack, args: &Args, rate: u32, round: u32) -> Outcome {
-    let race_id = alleycat_local::now_ms() / 300_000;
+    // Every ride of this round starts now, in this race (see `message`).
+    let start_ms = alleycat_local::now_ms();
     let probes: Probes = Arc::default();
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let probe_id = PROBE + round;
@@ -166,7 +171,7 @@ async fn run(stack: &Stack, args: &Args, rate: u32, round: u32) -> Outcome {
                     let payload = message(
                         racer,
                         n / RACERS,
-                        race_id,
+                        start_ms,
                         40.0 + f64::from(n % 50),
                         20.0 + f64::from(n % 61),
                     );
@@ -190,7 +195,7 @@ async fn run(stack: &Stack, args: &Args, rate: u32, round: u32) -> Outcome {
     for k in 0..args.seconds * PROBES_PER_SECOND {
         tick.tick().await;
         let cadence = f64::from(k) * 0.01;
-        let payload = message(probe_id, k, race_id, cadence, 0.0);
+        let payload = message(probe_id, k, start_ms, cadence, 0.0);
         probes
             .lock()
             .unwrap()
