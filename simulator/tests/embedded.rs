@@ -227,8 +227,13 @@ async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
         tally.messages >= 2,
         "the race changed after its first message"
     );
+    // The meter stamps a message a moment after the publisher's pacer does (the pacer at the
+    // start of the publish, the meter inside it): a few milliseconds of slack for that moment.
     let gap = tally.shortest_gap.expect("two messages or more");
-    assert!(gap >= Duration::from_secs(1), "two messages {gap:?} apart");
+    assert!(
+        gap >= Duration::from_millis(990),
+        "two messages {gap:?} apart"
+    );
     Arc::try_unwrap(stack)
         .ok()
         .expect("one owner")

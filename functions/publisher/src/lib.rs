@@ -136,9 +136,10 @@ impl Pacer {
             .filter(|at| *at > now)
     }
 
-    /// Notes that `race` was published (after the publish returned, so that the interval runs
-    /// from the moment the broker had the message).
-    fn published(&self, race: RaceKey, interval: Duration) {
+    /// Notes that `race` is being published now. The interval runs from the start of a publish,
+    /// so that a race whose standings change every second is published every second: counted
+    /// from the end, each publish's own time would add up to fewer messages than seconds.
+    fn sending(&self, race: RaceKey, interval: Duration) {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         last.retain(|_, at| *at + interval > now);
@@ -227,9 +228,9 @@ pub async fn handle<P: Publisher>(
         }
         let topic = subscribe_topic(key.class_id);
         let payload = RealtimeMessage::of(key, race.ts, &race.standings).to_json();
+        pacer.sending(key, config.interval);
         match retry(&config.retry, || publisher.publish(&topic, payload.clone())).await {
             Ok(((), retries)) => {
-                pacer.published(key, config.interval);
                 metrics.add("Retries", u64::from(retries));
                 metrics.incr("Published");
                 metrics.add("BytesOut", payload.len() as u64);
