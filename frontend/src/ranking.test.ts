@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { beatsRecord, compareEntries, placeInTopK, rankStandings, recordAt, windowRows, type Entry } from './ranking';
+import { beatsRecord, compareEntries, placeInTopK, recordAt, windowRows, type Entry } from './ranking';
 
 const e = (racerId: number, output: number): Entry => ({ racerId, output });
 const summary = (p: ReturnType<typeof placeInTopK>) => p.rows.map((r) => [r.rank, r.racerId, r.output, r.self]);
@@ -123,18 +123,7 @@ describe('personal records', () => {
   });
 });
 
-describe('rankStandings', () => {
-  it('ranks a realtime results map, best first, ties by racer id', () => {
-    expect(rankStandings({ '8': 151.2, '3': 160, '12': 151.2, '1': 99 })).toEqual([
-      e(3, 160),
-      e(8, 151.2),
-      e(12, 151.2),
-      e(1, 99),
-    ]);
-    expect(rankStandings({})).toEqual([]);
-    expect(rankStandings({ x: 1, '2': Number.NaN, '4': 5 } as Record<string, number>)).toEqual([e(4, 5)]);
-  });
-
+describe('compareEntries', () => {
   it('orders like compareEntries', () => {
     expect(compareEntries(e(1, 10), e(2, 10))).toBeLessThan(0);
     expect(compareEntries(e(1, 10), e(2, 11))).toBeGreaterThan(0);

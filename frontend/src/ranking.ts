@@ -1,5 +1,5 @@
 // Rankings: placing the live racer among the all-time top-K of a second, personal-record
-// detection, live race standings, and which rows of a long ranking to show.
+// detection, and which rows of a long ranking to show.
 
 /** One racer's output in a ranking. */
 export interface Entry {
@@ -81,18 +81,6 @@ export function recordAt(bests: readonly (number | null)[] | null, second: numbe
 export function beatsRecord(bests: readonly (number | null)[] | null, second: number, output: number): boolean {
   const record = recordAt(bests, second);
   return record !== null && output > record;
-}
-
-/** Race standings (racer id → best output) as entries, best first. */
-export function rankStandings(results: Readonly<Record<string, number>>): Entry[] {
-  const entries: Entry[] = [];
-  for (const [racer, output] of Object.entries(results)) {
-    const racerId = Number(racer);
-    if (Number.isInteger(racerId) && typeof output === 'number' && Number.isFinite(output)) {
-      entries.push({ racerId, output });
-    }
-  }
-  return entries.sort(compareEntries);
 }
 
 export interface ShownRow<T> {

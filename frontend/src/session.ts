@@ -17,20 +17,19 @@ import {
 } from './identity';
 import { MessageLog, type LoggedMessage } from './messages';
 import { MqttConnection, StaticUrl, type ConnectFn, type ConnectionState, type UrlSource } from './mqtt';
-import { beatsRecord, placeInTopK, rankStandings, recordAt, type Entry, type Placement } from './ranking';
-import { parseRealtime } from './realtime';
+import { beatsRecord, placeInTopK, recordAt, type Entry, type Placement } from './ranking';
+import { liveRows, parseRealtime, type LiveRow, type ParsedRealtime } from './realtime';
 import { RaceRun, RideGenerator, raceIdAt, type RaceTick } from './ride';
 import { racerName } from './roster';
 import type { ClientConfig, LeaderboardEntry, RaceSummary, RankedOutput } from './types';
 
 export type Phase = 'idle' | 'racing' | 'finished';
 
-export interface HereNowRow {
-  racerId: number;
-  output: number;
-  /** The output's text exactly as the realtime message carried it. */
-  raw: string;
-}
+/**
+ * A row of "Here now": a racer, their best, its text (exactly as the live message carried it, or
+ * the bike's own best), their rank, and whether it is this bike's racer.
+ */
+export type HereNowRow = LiveRow;
 
 /** Why the last claim did not let the rider ride: another rider holds the racer, or it failed. */
 export interface ClaimProblem {
@@ -113,6 +112,8 @@ export function createSession(
     recordSeconds: 0,
     hereNowRaceId: null as number | null,
     hereNow: [] as HereNowRow[],
+    /** How many ride in the shown race, as its latest live message counts them. */
+    hereNowRiders: 0,
     hereNowUpdatedAt: 0,
     leaderboard: [] as LeaderboardEntry[],
     races: [] as RaceSummary[],
@@ -129,8 +130,8 @@ export function createSession(
   let rider: RiderIdentity | null = null;
   let run: RaceRun | null = null;
   let ride = new RideGenerator();
-  /** Latest standings per race of the selected class, from realtime messages. */
-  const latest = new Map<number, { ts: number; rows: HereNowRow[] }>();
+  /** Latest live message per race of the selected class. */
+  const latest = new Map<number, ParsedRealtime>();
   let classLoad = 0;
 
   function setError(key: string, error: unknown | null): void {
@@ -186,26 +187,31 @@ export function createSession(
     return raceIdAt(Date.now(), state.config.windowSeconds);
   }
 
+  /** The ridden racer and their best so far, while riding the race `raceId`; else `null`. */
+  function ownBest(raceId: number | null): Entry | null {
+    if (state.phase !== 'racing' || raceId === null || state.raceId !== raceId) return null;
+    let best: number | null = null;
+    for (const output of state.series.self) if (output !== null && (best === null || output > best)) best = output;
+    return best === null ? null : { racerId: state.racerId, output: best };
+  }
+
   function refreshHereNow(): void {
     const target = hereNowTarget();
     state.hereNowRaceId = target;
     const entry = target === null ? undefined : latest.get(target);
-    state.hereNow = entry?.rows ?? [];
-    state.hereNowUpdatedAt = entry?.ts ?? 0;
+    state.hereNow = entry === undefined ? [] : liveRows(entry, ownBest(target));
+    state.hereNowRiders = entry?.message.riders ?? 0;
+    state.hereNowUpdatedAt = entry?.message.ts ?? 0;
   }
 
   function onMessage(topic: string, payload: string): void {
     state.messages = log.add('received', topic, payload, Date.now()).slice();
     const parsed = parseRealtime(payload);
     if (parsed === null || parsed.message.classId !== state.classId) return;
-    const { message, rawOutputs } = parsed;
+    const { message } = parsed;
     const previous = latest.get(message.raceId);
-    if (previous !== undefined && previous.ts > message.ts) return;
-    const rows = rankStandings(message.results).map((e) => ({
-      ...e,
-      raw: rawOutputs.get(String(e.racerId)) ?? String(e.output),
-    }));
-    latest.set(message.raceId, { ts: message.ts, rows });
+    if (previous !== undefined && previous.message.ts > message.ts) return;
+    latest.set(message.raceId, parsed);
     while (latest.size > 8) latest.delete(latest.keys().next().value as number);
     refreshHereNow();
   }
@@ -455,6 +461,8 @@ export function createSession(
     state.recordNow = record;
     if (record) state.recordSeconds++;
     updateAlltime(second, { racerId: state.racerId, output });
+    // The own row of "Here now" follows the ride between live messages.
+    refreshHereNow();
     const payload = JSON.stringify(message);
     const topic = state.config?.publishTopic ?? 'alleycat-publish';
     state.messages = log.add('sent', topic, payload, Date.now()).slice();

@@ -74,14 +74,26 @@ export interface HistoryLink {
   expiresAt: number;
 }
 
-/** Realtime message on `alleycat-subscribe/class-<c>`. */
-export interface RealtimeMessage {
-  msg: 'results';
+/** Every racer's best, counted in buckets of `step` ten-thousandths (see `realtime.ts`). */
+export interface LiveBests {
+  step: number;
+  /** The highest non-empty bucket. */
+  max: number;
+  /** The non-empty buckets, encoded. */
+  runs: string;
+}
+
+/** Live standings on `alleycat-subscribe/class-<c>`: at most one a second per race, at most 5 KB. */
+export interface LiveStandings {
+  msg: 'standings';
   classId: number;
   raceId: number;
   ts: number;
-  /** Best output per racer id. */
-  results: Record<string, number>;
+  /** Racers with a best in the race. */
+  riders: number;
+  /** The best 20 as [racerId, output], best first. */
+  top: [number, number][];
+  bests: LiveBests;
 }
 
 /** Device message on `alleycat-publish` (DESIGN section 2). */

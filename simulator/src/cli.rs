@@ -215,8 +215,9 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 9001, help_heading = "Embedded stack")]
     pub ws_port: u16,
 
-    /// Firehose buffer interval in seconds (how soon the all-time history follows the race).
-    #[arg(long, default_value_t = 10, help_heading = "Embedded stack")]
+    /// Firehose buffer interval in seconds (template: 60, so the bill is the deployment's; lower
+    /// makes the all-time history follow the race closer, and bills more objects).
+    #[arg(long, default_value_t = 60, help_heading = "Embedded stack")]
     pub firehose_interval_seconds: u64,
 
     /// Stop the stack once the race is processed, instead of serving the browser until Ctrl-C.

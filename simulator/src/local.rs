@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alleycat_cost::Bill;
 use alleycat_domain::views::{RealtimeMessage, subscribe_topic};
-use alleycat_domain::{RaceKey, Standings};
+use alleycat_domain::{Output, RaceKey, Standings};
 use alleycat_local::Stack;
 use alleycat_ports::Queries;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -38,15 +38,21 @@ pub async fn start(cli: &Cli) -> Result<Arc<Stack>, Fatal> {
 
 /// The top of `standings` as one line: `#12 Adell 151.8, #8 Bo 140.3, …`.
 pub fn top_line(standings: &Standings, n: usize) -> String {
+    ranked_line(&standings.ranked(), n)
+}
+
+/// The first `n` of racers ranked best first, as one line: `#12 Adell 151.8, #8 Bo 140.3, …`.
+pub fn ranked_line(ranked: &[(u32, Output)], n: usize) -> String {
     let mut line = String::new();
-    for (i, (racer, output)) in standings.ranked().into_iter().take(n).enumerate() {
+    for (i, &(racer, output)) in ranked.iter().take(n).enumerate() {
         let separator = if i == 0 { "" } else { ", " };
         let _ = write!(line, "{separator}#{racer} {} {output}", racer_name(racer));
     }
     line
 }
 
-/// Follows the class's realtime topic over MQTT and prints the race's top every few seconds.
+/// Follows the class's realtime topic over MQTT, as a bike does, and prints the race's top every
+/// few seconds from the compact live message (its exact top and its count of riders).
 fn watch_live(stack: &Stack, race: RaceKey, progress: &Progress) -> JoinHandle<()> {
     let addr = stack.mqtt_addr();
     let mut options = MqttOptions::new(
@@ -65,19 +71,19 @@ fn watch_live(stack: &Stack, race: RaceKey, progress: &Progress) -> JoinHandle<(
         {
             return;
         }
-        let (latest_tx, mut latest) = watch::channel(None::<Standings>);
+        let (latest_tx, mut latest) = watch::channel(None::<RealtimeMessage>);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(5));
             every.tick().await;
             loop {
                 every.tick().await;
                 if latest.has_changed().unwrap_or(false)
-                    && let Some(standings) = latest.borrow_and_update().clone()
+                    && let Some(live) = latest.borrow_and_update().clone()
                 {
                     printer(format!(
                         "live: {} racers; {}",
-                        standings.len(),
-                        top_line(&standings, SHOWN)
+                        live.riders,
+                        ranked_line(&live.top, SHOWN)
                     ));
                 }
             }
@@ -87,7 +93,7 @@ fn watch_live(stack: &Stack, race: RaceKey, progress: &Progress) -> JoinHandle<(
                 && let Ok(message) = serde_json::from_slice::<RealtimeMessage>(&publish.payload)
                 && message.race_id == race.race_id
             {
-                let _ = latest_tx.send(Some(message.results));
+                let _ = latest_tx.send(Some(message));
             }
         }
     })

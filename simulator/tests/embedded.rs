@@ -2,7 +2,9 @@
 //! (in-process, as `cargo run -p simulator` does), and every view the stack computed — race
 //! standings, finals, the class leaderboard, racer bests and traces, the top-K history object and
 //! the live standings on MQTT — is compared with an oracle recomputed here, independently and
-//! plainly, from the stdout dump of the same race.
+//! plainly, from the stdout dump of the same race. Its racers have the largest ids there are
+//! (999,001 to 1,000,000), so the live message is measured at its largest: one IoT Core unit
+//! (5 KB) or less, at most one per race per second.
 //!
 //! A second test publishes bad input to the broker, as a broken producer would, and checks that it
 //! is counted as rejected and changes nothing else. A third rides forgeries over MQTT beside a
@@ -31,6 +33,8 @@ const CLASS: u8 = 2;
 const SECONDS: u16 = 20;
 const RACERS: u32 = 1000;
 const TOP_K: usize = 100;
+/// The first racer id of the big race: its 1,000 racers end at the largest id a message may carry.
+const FIRST_RACER: u32 = 1_000_000 - RACERS + 1;
 
 async fn start_stack(dir: &std::path::Path) -> Arc<Stack> {
     let args = StackArgs {
@@ -150,7 +154,7 @@ async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
         seed: 11,
         class_id: CLASS,
         racers: RACERS,
-        first_racer_id: 1,
+        first_racer_id: FIRST_RACER,
         seconds: SECONDS,
         window_seconds: 300,
         start_ms: alleycat_local::now_ms(),
@@ -165,7 +169,9 @@ async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
         .map(|racer| Arc::clone(race.partition_key(racer)))
         .collect();
     let sink = LocalSink::new(Arc::clone(&stack), keys, Arc::clone(&stats));
-    run(&mut race, sink, &stats, 20.0, &Stop::default())
+    // Four seconds of riding at least, so that the race changes after its first live message
+    // and pacing has something to pace.
+    run(&mut race, sink, &stats, 5.0, &Stop::default())
         .await
         .expect("the race is delivered");
     assert_eq!(Stats::get(&stats.sent), dump.len() as u64);
@@ -203,19 +209,74 @@ async fn a_race_through_the_embedded_stack_matches_the_oracle_everywhere() {
         .cloned()
         .expect("standings were published on MQTT");
     assert_eq!(last["classId"], CLASS);
-    assert_eq!(last["msg"], "results");
-    let results: BTreeMap<u64, f64> = last["results"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(racer, output)| (racer.parse().unwrap(), output.as_f64().unwrap()))
-        .collect();
-    assert_eq!(results, expected_live, "the last realtime message");
+    assert_live_message_is_the_oracles(&last, &expected_live);
+    // Measured as the publisher handed them to the broker: each message one IoT Core unit, and
+    // never two of the race within a second.
+    let tally = stack.live()[&(CLASS, race_id)];
+    eprintln!(
+        "live messages of {RACERS} racers with ids up to 1,000,000: {} messages, largest {} \
+         bytes, shortest gap {:?}",
+        tally.messages, tally.largest_bytes, tally.shortest_gap
+    );
+    assert!(
+        tally.largest_bytes <= 5 * 1024,
+        "{} bytes",
+        tally.largest_bytes
+    );
+    assert!(
+        tally.messages >= 2,
+        "the race changed after its first message"
+    );
+    // The meter stamps a message a moment after the publisher's pacer does (the pacer at the
+    // start of the publish, the meter inside it): a few milliseconds of slack for that moment.
+    let gap = tally.shortest_gap.expect("two messages or more");
+    assert!(
+        gap >= Duration::from_millis(990),
+        "two messages {gap:?} apart"
+    );
     Arc::try_unwrap(stack)
         .ok()
         .expect("one owner")
         .shutdown()
         .await;
+}
+
+/// A live message (`msg: standings`) holds what a bike shows, as the oracle says: how many ride,
+/// the top 20 exactly, and every racer's best counted so that each racer's rank computed from
+/// the counts is its rank in the race (equal outputs share the best rank of the tie).
+fn assert_live_message_is_the_oracles(message: &Value, standings: &BTreeMap<u64, f64>) {
+    use alleycat_domain::Output;
+    use alleycat_domain::live::Bests;
+
+    assert_eq!(message["msg"], "standings");
+    assert_eq!(message["riders"].as_u64(), Some(standings.len() as u64));
+    let mut ranked: Vec<(u64, f64)> = standings.iter().map(|(r, o)| (*r, *o)).collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let top: Vec<(u64, f64)> = message["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| (pair[0].as_u64().unwrap(), pair[1].as_f64().unwrap()))
+        .collect();
+    assert_eq!(top, ranked[..20], "the top 20");
+    let bests: Bests = serde_json::from_value(message["bests"].clone()).unwrap();
+    let step = u64::from(bests.step);
+    let bucket =
+        |output: f64| u64::from(Output::from_f64(output).unwrap().ten_thousandths()) / step;
+    for (racer, output) in &ranked {
+        let above = ranked
+            .iter()
+            .filter(|(_, o)| bucket(*o) > bucket(*output))
+            .count();
+        let own = Output::from_f64(*output).unwrap();
+        assert_eq!(
+            bests.rank_of(own).unwrap(),
+            above as u64 + 1,
+            "racer {racer}'s rank at step {step}"
+        );
+    }
+    let counted: u64 = bests.buckets().unwrap().iter().map(|(_, n)| n).sum();
+    assert_eq!(counted, standings.len() as u64);
 }
 
 /// Bad messages of every kind, and two good ones (racer 1, seconds 1 and the final).

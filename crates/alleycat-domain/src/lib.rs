@@ -10,11 +10,13 @@
 //! - [`trust`]: what makes a record trustworthy: a plausible ride, published by the racer's
 //!   holder;
 //! - [`delivery`]: the streaming decoder for Firehose's gzip NDJSON objects;
-//! - [`views`]: wire shapes of the realtime message and the API.
+//! - [`live`]: the live standings message, one IoT Core unit whatever the race;
+//! - [`views`]: wire shapes of the API and the topics.
 
 pub mod delivery;
 pub mod history;
 pub mod leaderboard;
+pub mod live;
 pub mod merge;
 pub mod message;
 pub mod output;

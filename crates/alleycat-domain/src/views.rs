@@ -1,5 +1,5 @@
-//! Wire shapes shared by the functions, the embedded stack, the frontend and tests: the realtime
-//! message, the API responses and the MQTT topics.
+//! Wire shapes shared by the functions, the embedded stack, the frontend and tests: the API
+//! responses and the MQTT topics (the realtime message itself is [`crate::live`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +8,8 @@ use crate::output::Output;
 use crate::race::RaceKey;
 use crate::series::SecondSeries;
 use crate::standings::Standings;
+
+pub use crate::live::{RealtimeKind, RealtimeMessage};
 
 /// Topic bikes publish their messages to.
 pub const PUBLISH_TOPIC: &str = "alleycat-publish";
@@ -22,30 +24,6 @@ pub fn subscribe_topic(class_id: u8) -> String {
 /// The history object key of a class: `class-<c>.json.gz`.
 pub fn history_key(class_id: u8) -> String {
     format!("class-{class_id}.json.gz")
-}
-
-/// Kind tag of a realtime message; one kind today, a tag so bikes can ignore future ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RealtimeKind {
-    /// Live standings of a race.
-    Results,
-}
-
-/// Live standings pushed to every bike of a class (QoS 0) each time a race's standings change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RealtimeMessage {
-    /// Always `results`.
-    pub msg: RealtimeKind,
-    /// The class.
-    pub class_id: u8,
-    /// The race.
-    pub race_id: u64,
-    /// When the standings were written, epoch milliseconds.
-    pub ts: u64,
-    /// Best output per racer id.
-    pub results: Standings,
 }
 
 /// One race in a list of a class's latest races.

@@ -9,8 +9,10 @@
 //!
 //! For each rate, bikes (1,000 racers of one race, over `--clients` MQTT connections, QoS 1)
 //! publish that many messages a second for `--seconds`, and a probe racer in the same race
-//! publishes ten messages a second whose outputs only grow, so each one changes the standings:
-//! its latency is the time from its publish to the first standings message that holds its output.
+//! publishes ten messages a second whose outputs only grow, above every bike's, so each one
+//! changes the standings and leads the live message's top: its latency is the time from its
+//! publish to the first standings message that holds its output (live messages go out at most
+//! once a second per race, which bounds how fresh they can be).
 //! After the run the stack must account for every message (appended by the ingest rule, read by
 //! the race aggregator, none rejected); a rate is *sustained* when the bikes kept it and the
 //! stack caught up within five seconds of the last publish.
@@ -80,9 +82,9 @@ fn message(racer: u32, second: u32, start_ms: u64, cadence: f64, resistance: f64
     .into_bytes()
 }
 
-/// Output in ten-thousandths of a probe with `cadence` (resistance 0).
+/// Output in ten-thousandths of a probe with `cadence` (resistance 100: above every bike).
 fn probe_output(cadence: f64) -> u64 {
-    ((cadence + 35.0) * 65.0 / 100.0 * 10_000.0).round() as u64
+    ((cadence + 35.0) * 165.0 / 100.0 * 10_000.0).round() as u64
 }
 
 /// Subscribes to the class's standings and resolves probes as their outputs show up.
@@ -113,7 +115,11 @@ async fn watch(
                     let Ok(message) = serde_json::from_slice::<Value>(&publish.payload) else {
                         continue;
                     };
-                    let Some(best) = message["results"][probe.to_string()].as_f64() else {
+                    let Some(best) = message["top"].as_array().and_then(|top| {
+                        top.iter()
+                            .find(|entry| entry[0].as_u64() == Some(u64::from(probe)))
+                            .and_then(|entry| entry[1].as_f64())
+                    }) else {
                         continue;
                     };
                     let best = (best * 10_000.0).round() as u64;
@@ -194,8 +200,8 @@ async fn run(stack: &Stack, args: &Args, rate: u32, round: u32) -> Outcome {
     let mut probes_sent = 0u64;
     for k in 0..args.seconds * PROBES_PER_SECOND {
         tick.tick().await;
-        let cadence = f64::from(k) * 0.01;
-        let payload = message(probe_id, k, start_ms, cadence, 0.0);
+        let cadence = 150.0 + f64::from(k) * 0.01;
+        let payload = message(probe_id, k, start_ms, cadence, 100.0);
         probes
             .lock()
             .unwrap()

@@ -1,10 +1,11 @@
 //! The stack's settings: [`StackArgs`] is the command line (every knob documented in `--help`),
 //! [`StackConfig`] the resolved configuration the [`crate::Stack`] starts from.
 //!
-//! Defaults mirror the SAM template's, so the embedded stack behaves like a deployment, with two
-//! exceptions made for a laptop and said in `--help`: the race aggregator polls without a
-//! batching window (the template waits up to 1 s to save invocations, which cost nothing here),
-//! and Firehose buffers 10 s instead of 60 s, so the all-time history follows a race closely.
+//! Defaults are the SAM template's wherever they change what AWS would bill (batch sizes, batching
+//! windows, Firehose buffering; memory sizes are the meter's), so the bill the stack counts for a
+//! run is the bill the template's deployment would get for it (`docs/cost.md`). Lower them for a
+//! livelier laptop demo (`--aggregator-batching-window-ms 0`, `--firehose-interval-seconds 10`),
+//! and the bill counts what that configuration would cost instead.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -177,8 +178,9 @@ pub struct StackArgs {
     pub aggregator_batch_size: u32,
 
     /// Milliseconds the race aggregator's source gathers records before invoking with a partial
-    /// batch. 0 (the default here; the template says 1 s) invokes as soon as records arrive.
-    #[arg(long, default_value_t = 0, help_heading = "Event sources")]
+    /// batch (template: 1 s, which makes about one standings write per race a second). 0
+    /// invokes as soon as records arrive, and writes and bills more.
+    #[arg(long, default_value_t = 1000, help_heading = "Event sources")]
     pub aggregator_batching_window_ms: u64,
 
     /// Most records per leaderboard-writer invocation (only `final` events reach it).
@@ -208,12 +210,14 @@ pub struct StackArgs {
     pub merger_retry_attempts: u32,
 
     /// Firehose buffer interval in seconds: a raw/ object is written when the oldest buffered
-    /// record is this old (template: 60; 10 here, so histories follow races closely).
-    #[arg(long, default_value_t = 10, help_heading = "Firehose")]
+    /// record is this old (template: 60). Lower, histories follow races closer and each object
+    /// costs a history merge and its table writes.
+    #[arg(long, default_value_t = 60, help_heading = "Firehose")]
     pub firehose_interval_seconds: u64,
 
-    /// Firehose buffer size hint in MiB: a raw/ object is written when this much is buffered.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=128),
+    /// Firehose buffer size hint in MiB: a raw/ object is written when this much is buffered
+    /// (template: 128, so the interval decides; each object costs a merge of every racer in it).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=128),
           help_heading = "Firehose")]
     pub firehose_size_mb: u32,
 
@@ -306,6 +310,7 @@ mod tests {
         assert_eq!(config.broker.websocket.to_string(), "127.0.0.1:9001");
         assert_eq!(config.clock, RaceClock::default());
         assert_eq!(config.aggregator.batch_size, 1000);
+        assert_eq!(config.aggregator.batching_window, Duration::from_secs(1));
         assert_eq!(config.leaderboard.batching_window, Duration::from_secs(5));
         assert_eq!(
             (
@@ -315,7 +320,55 @@ mod tests {
             (100, 2)
         );
         assert_eq!(config.aggregator.max_retry_attempts, 10);
-        assert_eq!(config.firehose.size_bytes, 1 << 20);
+        assert_eq!(config.firehose.size_bytes, 128 << 20);
+        assert_eq!(config.firehose.interval, Duration::from_secs(60));
+        assert_eq!(config.firehose.processor_bytes, 1 << 20);
         assert_eq!(config.retention, Duration::from_secs(86_400));
+    }
+
+    /// The lines of `template.yaml` from `start` up to the next line indented as little.
+    fn template_section(start: &str) -> Vec<&'static str> {
+        let template = include_str!("../../../template.yaml");
+        let indent = start.len() - start.trim_start().len();
+        template
+            .lines()
+            .skip_while(|line| *line != start)
+            .skip(1)
+            .take_while(|line| {
+                line.trim().is_empty() || line.len() - line.trim_start().len() > indent
+            })
+            .collect()
+    }
+
+    /// What the template sets where it changes the bill, read from `template.yaml` itself: the
+    /// stack counts what that deployment would be billed only while its defaults are these.
+    #[test]
+    fn billed_defaults_are_the_templates() {
+        let has = |section: &[&str], line: &str| section.iter().any(|l| l.trim() == line);
+        let aggregator = template_section("  RaceAggregatorFunction:");
+        assert!(has(&aggregator, "BatchSize: 1000"), "{aggregator:?}");
+        assert!(has(&aggregator, "MaximumBatchingWindowInSeconds: 1"));
+        let writer = template_section("  LeaderboardWriterFunction:");
+        assert!(has(&writer, "MaximumBatchingWindowInSeconds: 5"));
+        let publisher = template_section("  PublisherFunction:");
+        assert!(has(&publisher, "BatchSize: 100"));
+        assert!(has(
+            &template_section("  FirehoseBufferIntervalSeconds:"),
+            "Default: 60"
+        ));
+        assert!(has(
+            &template_section("  FirehoseBufferSizeMB:"),
+            "Default: 128"
+        ));
+        assert!(has(&template_section("  ShardCount:"), "Default: 1"));
+
+        let config = StackConfig::default();
+        assert_eq!(config.aggregator.batch_size, 1000);
+        assert_eq!(config.aggregator.batching_window, Duration::from_secs(1));
+        assert_eq!(config.leaderboard.batching_window, Duration::from_secs(5));
+        assert_eq!(config.publisher.batch_size, 100);
+        assert_eq!(config.firehose.interval, Duration::from_secs(60));
+        assert_eq!(config.firehose.size_bytes, 128 << 20);
+        assert_eq!(config.shards, 1);
     }
 }

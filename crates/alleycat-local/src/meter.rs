@@ -26,6 +26,30 @@ pub fn memory_mb(function: &str) -> u64 {
     }
 }
 
+/// The fields of a live message the meter reads ([`alleycat_domain::live::RealtimeMessage`]).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LiveHeader {
+    class_id: u8,
+    race_id: u64,
+    riders: u32,
+}
+
+/// The live messages of one race as the publisher handed them to the broker: how many, the
+/// largest, and the shortest time between two of them (what the pacing promises to keep at a
+/// second or more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveTally {
+    /// Messages published.
+    pub messages: u64,
+    /// The largest payload, bytes.
+    pub largest_bytes: usize,
+    /// The shortest time between two consecutive messages (none with fewer than two).
+    pub shortest_gap: Option<Duration>,
+    /// When the last one was published.
+    pub last: Instant,
+}
+
 /// The running counts.
 #[derive(Debug)]
 pub struct Meter {
@@ -42,6 +66,7 @@ pub struct Meter {
     iot_published: AtomicU64,
     iot_deliveries: AtomicU64,
     lambda: Mutex<BTreeMap<String, LambdaUsage>>,
+    live: Mutex<BTreeMap<(u8, u64), LiveTally>>,
 }
 
 impl Default for Meter {
@@ -60,6 +85,7 @@ impl Default for Meter {
             iot_published: AtomicU64::new(0),
             iot_deliveries: AtomicU64::new(0),
             lambda: Mutex::new(BTreeMap::new()),
+            live: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -120,15 +146,41 @@ impl Meter {
     }
 
     /// A standings message the publisher published; its modeled deliveries are one per racer of
-    /// the race (every bike of the class subscribes to the class topic).
+    /// the race (every bike of the class subscribes to the class topic), and it is noted in the
+    /// race's [`LiveTally`].
     pub fn iot_publish(&self, payload: &[u8]) {
         let messages = units::iot_messages(payload.len() as u64);
         add(&self.iot_published, messages);
-        let racers = serde_json::from_slice::<serde_json::Value>(payload)
-            .ok()
-            .and_then(|message| message["results"].as_object().map(serde_json::Map::len))
-            .unwrap_or(0) as u64;
+        let live = serde_json::from_slice::<LiveHeader>(payload).ok();
+        let racers = live.as_ref().map_or(0, |live| u64::from(live.riders));
         add(&self.iot_deliveries, racers * messages);
+        if let Some(live) = live {
+            let now = Instant::now();
+            let mut races = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            let tally = races
+                .entry((live.class_id, live.race_id))
+                .or_insert(LiveTally {
+                    messages: 0,
+                    largest_bytes: 0,
+                    shortest_gap: None,
+                    last: now,
+                });
+            if tally.messages > 0 {
+                let gap = now - tally.last;
+                tally.shortest_gap = Some(tally.shortest_gap.map_or(gap, |g| g.min(gap)));
+            }
+            tally.messages += 1;
+            tally.largest_bytes = tally.largest_bytes.max(payload.len());
+            tally.last = now;
+        }
+    }
+
+    /// What was published about each race, by `(classId, raceId)`.
+    pub fn live(&self) -> BTreeMap<(u8, u64), LiveTally> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// An invocation of `function` that took `elapsed` (billed rounded up to the millisecond).
@@ -214,7 +266,8 @@ mod tests {
         meter.kinesis_put(30 * 1024);
         meter.firehose_record(170);
         meter.iot_in(200);
-        meter.iot_publish(br#"{"msg":"results","results":{"1":1.5,"2":2.5,"3":3.5}}"#);
+        meter.iot_publish(br#"{"msg":"standings","classId":2,"raceId":9,"riders":3}"#);
+        meter.iot_publish(br#"{"msg":"standings","classId":2,"raceId":9,"riders":4}"#);
         meter.lambda("history-merger", Duration::from_micros(1500));
         meter.lambda("history-merger", Duration::from_micros(10));
         meter.dynamodb_read(5000, true);
@@ -225,8 +278,11 @@ mod tests {
         assert_eq!((usage.iot_messages_in, usage.iot_rules_triggered), (1, 1));
         assert_eq!(
             (usage.iot_messages_published, usage.iot_deliveries_modeled),
-            (1, 3)
+            (2, 3 + 4)
         );
+        let live = meter.live()[&(2, 9)];
+        assert_eq!((live.messages, live.largest_bytes), (2, 53));
+        assert!(live.shortest_gap.is_some());
         let merger = &usage.lambda["history-merger"];
         assert_eq!(
             (merger.invocations, merger.billed_ms, merger.memory_mb),

@@ -28,7 +28,7 @@ use crate::gate::{self, Gate};
 use crate::http::{HttpState, serve};
 use crate::identity::{Identities, OperatorSecret};
 use crate::ingest::Ingest;
-use crate::meter::{Meter, MeteredPublisher};
+use crate::meter::{LiveTally, Meter, MeteredPublisher};
 use crate::objects::LocalBucket;
 use crate::sources::dynamodb::ChangeShard;
 use crate::sources::filter::Pattern;
@@ -421,6 +421,11 @@ impl Stack {
         self.parts.usage()
     }
 
+    /// The live messages published about each race, by `(classId, raceId)`.
+    pub fn live(&self) -> BTreeMap<(u8, u64), LiveTally> {
+        self.parts.meter.live()
+    }
+
     /// What the same work would cost on AWS in `region`, at the checked-in list prices.
     pub fn bill(&self, region: &str) -> Result<Bill, UnknownRegion> {
         Bill::new(&self.usage(), PriceTable::builtin(), region)
@@ -539,13 +544,13 @@ impl Functions {
                 finals: Arc::clone(&stores.table),
                 config: leaderboard_writer::Config::from_lookup(lookup).map_err(|e| invalid(&e))?,
             }),
-            publisher: Arc::new(StandingsPublisher {
-                publisher: MeteredPublisher {
+            publisher: Arc::new(StandingsPublisher::new(
+                MeteredPublisher {
                     inner: broker.publisher()?,
                     meter: Arc::clone(meter),
                 },
-                config: publisher::Config::from_lookup(lookup).map_err(|e| invalid(&e))?,
-            }),
+                publisher::Config::from_lookup(lookup).map_err(|e| invalid(&e))?,
+            )),
             transformer: Arc::new(Transformer {
                 config: transformer::Config::from_lookup(lookup).map_err(|e| invalid(&e))?,
             }),

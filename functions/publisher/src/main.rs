@@ -10,6 +10,6 @@ async fn main() -> Result<(), Fatal> {
     let config = Config::from_lookup(env_var)?;
     let sdk = load_config().await;
     let publisher = IotPublisher::from_conf(&sdk, Some(&config.iot_endpoint));
-    serve(StandingsPublisher { publisher, config }).await?;
+    serve(StandingsPublisher::new(publisher, config)).await?;
     Ok(())
 }

@@ -30,11 +30,13 @@ fn fixture_standings_changes_are_published() -> TestResult {
     assert_eq!(run.response_json()?, json!({"batchItemFailures": []}));
     let emf = run.emf()?;
     assert_eq!(emf["Function"], "publisher");
-    // The INSERT and the MODIFY of the standings are sent; the leaderboard row and the REMOVE
-    // are not for bikes.
+    // The INSERT and the MODIFY of one race's standings go out as one message (the MODIFY's);
+    // the leaderboard row and the REMOVE are not for bikes.
     for (counter, count) in [
         ("RecordsIn", 4),
-        ("Published", 2),
+        ("Published", 1),
+        ("Coalesced", 1),
+        ("Paced", 0),
         ("Ignored", 2),
         ("Malformed", 0),
         ("PublishFailed", 0),

@@ -1,14 +1,18 @@
 //! The publisher end to end on in-memory ports: which stream records become realtime messages,
-//! and how failures become partial batch responses.
+//! how a batch's changes of one race coalesce, how a race's messages are paced, and how failures
+//! become partial batch responses.
+
+use std::time::Duration;
 
 use alleycat_domain::Output;
+use alleycat_domain::live::MAX_LIVE_BYTES;
 use alleycat_domain::views::{RealtimeKind, RealtimeMessage};
 use alleycat_lambda::Metrics;
 use alleycat_ports::memory::MemoryPublisher;
 use alleycat_ports::{PortError, Publisher, RetryPolicy};
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use publisher::{Config, IOT_ENDPOINT, METRICS, handle};
+use publisher::{Config, IOT_ENDPOINT, METRICS, Pacer, handle};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -19,6 +23,7 @@ fn config() -> Config {
     Config {
         iot_endpoint: "example-ats.iot.us-east-1.amazonaws.com".to_owned(),
         retry: RetryPolicy::immediate(4),
+        interval: Duration::from_secs(1),
     }
 }
 
@@ -105,41 +110,109 @@ fn sent_messages(
 
 async fn run(event: Event, publisher: &MemoryPublisher) -> (DynamoDbEventResponse, Metrics) {
     let mut metrics = Metrics::new("test");
-    let response = handle(event, publisher, &config(), &mut metrics).await;
+    let response = handle(event, publisher, &Pacer::new(), &config(), &mut metrics).await;
     (response, metrics)
 }
 
 #[tokio::test]
-async fn fixture_publishes_each_standings_change_and_ignores_the_rest() -> TestResult {
+async fn fixture_publishes_the_newest_standings_of_the_race_and_ignores_the_rest() -> TestResult {
     let event: Event = serde_json::from_slice(FIXTURE)?;
     let publisher = MemoryPublisher::new();
-    let response = handle(event, &publisher, &config(), &mut Metrics::new("publisher")).await;
+    let mut metrics = Metrics::new("publisher");
+    let response = handle(event, &publisher, &Pacer::new(), &config(), &mut metrics).await;
     assert!(response.batch_item_failures.is_empty());
 
+    // The INSERT and the MODIFY of one race's standings: the MODIFY holds all of the INSERT.
     let sent = sent_messages(&publisher)?;
-    assert_eq!(sent.len(), 2, "the INSERT and the MODIFY of the standings");
-    let (topic, insert) = &sent[0];
+    assert_eq!(sent.len(), 1, "one message per race per batch");
+    assert_eq!(metrics.get("Coalesced"), 1);
+    let (topic, modify) = &sent[0];
     assert_eq!(topic, "alleycat-subscribe/class-3");
-    assert_eq!(insert.msg, RealtimeKind::Results);
+    assert_eq!(modify.msg, RealtimeKind::Standings);
     assert_eq!(
-        (insert.class_id, insert.race_id, insert.ts),
-        (3, 5_400_172, 1_620_051_628_707)
+        (modify.class_id, modify.race_id, modify.ts, modify.riders),
+        (3, 5_400_172, 1_620_051_629_712, 3)
     );
-    assert_eq!(
-        insert.results.best_of(8),
-        Some(Output::from_ten_thousandths(1_517_880))
-    );
-    let (_, modify) = &sent[1];
-    assert_eq!(modify.ts, 1_620_051_629_712);
-    assert_eq!(modify.results.len(), 3);
+    assert_eq!(modify.top[0], (8, Output::from_ten_thousandths(1_531_204)));
 
-    // The wire shape is DESIGN's: {"msg":"results","classId":3,"raceId":…,"ts":…,"results":{…}}.
-    let raw: Value = serde_json::from_slice(&publisher.sent()[1].1)?;
+    // The wire shape: the kind, the race, the top racers and every best counted.
+    let raw: Value = serde_json::from_slice(&publisher.sent()[0].1)?;
     assert_eq!(
         raw,
-        json!({"msg": "results", "classId": 3, "raceId": 5_400_172, "ts": 1_620_051_629_712_u64,
-               "results": {"8": 153.1204, "12": 140.25, "31": 98.5}})
+        json!({"msg": "standings", "classId": 3, "raceId": 5_400_172, "ts": 1_620_051_629_712_u64,
+               "riders": 3, "top": [[8, 153.1204], [12, 140.25], [31, 98.5]],
+               "bests": raw["bests"].clone()})
     );
+    assert_eq!(raw["bests"]["step"], 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_race_is_published_at_most_once_an_interval_and_its_last_change_still_goes_out()
+-> TestResult {
+    let publisher = MemoryPublisher::new();
+    let pacer = Pacer::new();
+    let config = config();
+    let mut metrics = Metrics::new("test");
+    let start = tokio::time::Instant::now();
+    let mut sent_at = Vec::new();
+    // Three batches in quick succession, each changing race 10; one also changes race 11.
+    for (i, batch) in [
+        vec![standings("100", 3, 10)],
+        vec![standings("101", 3, 10), standings("102", 3, 11)],
+        vec![standings("103", 3, 10)],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let response = handle(event(&batch)?, &publisher, &pacer, &config, &mut metrics).await;
+        assert!(response.batch_item_failures.is_empty(), "batch {i}");
+        sent_at.push(start.elapsed());
+    }
+    let sent = sent_messages(&publisher)?;
+    let races: Vec<u64> = sent.iter().map(|(_, m)| m.race_id).collect();
+    assert_eq!(races, [10, 10, 11, 10], "nothing dropped");
+    assert_eq!(
+        metrics.get("Paced"),
+        2,
+        "the second and third messages of race 10 waited"
+    );
+    // Race 10's messages left at 0.1 s, 1.1 s and 2.1 s (paused time advances only by waits);
+    // race 11's first message did not wait.
+    assert_eq!(
+        sent_at,
+        [
+            Duration::from_millis(100),
+            Duration::from_millis(1100),
+            Duration::from_millis(2100)
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_race_at_the_cap_with_the_largest_racer_ids_is_one_iot_message() -> TestResult {
+    let results: Vec<(u32, String)> = (0..2000u32)
+        .map(|i| {
+            (
+                1_000_000 - i,
+                format!("{}.{:04}", 60 + i % 200, (i * 7919) % 10_000),
+            )
+        })
+        .collect();
+    let results: Vec<(u32, &str)> = results.iter().map(|(r, o)| (*r, o.as_str())).collect();
+    let image = standings_image(3, 10, &results, 1);
+    let publisher = MemoryPublisher::new();
+    run(
+        event(&[record("100", "MODIFY", &standings_keys(3, 10), Some(image))])?,
+        &publisher,
+    )
+    .await;
+    let payload = &publisher.sent()[0].1;
+    assert!(payload.len() <= MAX_LIVE_BYTES, "{} bytes", payload.len());
+    let message: RealtimeMessage = serde_json::from_slice(payload)?;
+    assert_eq!((message.riders, message.top.len()), (2000, 20));
     Ok(())
 }
 
@@ -149,7 +222,7 @@ async fn fixture_counts_what_it_ignored() -> TestResult {
     let (response, metrics) = run(event, &MemoryPublisher::new()).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(metrics.get("RecordsIn"), 4);
-    assert_eq!(metrics.get("Published"), 2);
+    assert_eq!(metrics.get("Published"), 1);
     assert_eq!(
         metrics.get("Ignored"),
         2,
@@ -311,7 +384,7 @@ async fn records_before_the_failure_are_published_and_the_failure_is_exact() -> 
         standings("540017200000000001234567004", 4, 11),
     ])?;
     let mut metrics = Metrics::new("test");
-    let response = handle(event, &publisher, &config(), &mut metrics).await;
+    let response = handle(event, &publisher, &Pacer::new(), &config(), &mut metrics).await;
     assert_eq!(failed_ids(&response), ["540017200000000001234567002"]);
     let sent = sent_messages(&publisher.inner)?;
     assert_eq!(sent.len(), 1);
@@ -342,6 +415,12 @@ fn config_names_the_missing_variable() {
         .expect("IOT_ENDPOINT is all it needs");
     assert_eq!(config.iot_endpoint, "host");
     assert_eq!(config.retry, RetryPolicy::default());
+    assert_eq!(config.interval, Duration::from_secs(1));
+    let error = Config::from_lookup(|name| {
+        Some(if name == IOT_ENDPOINT { "host" } else { "-1" }.to_owned())
+    })
+    .unwrap_err();
+    assert!(error.to_string().contains("PUBLISH_INTERVAL_MS"), "{error}");
 }
 
 #[test]
@@ -349,6 +428,13 @@ fn the_handler_future_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let publisher = MemoryPublisher::new();
     let config = config();
+    let pacer = Pacer::new();
     let mut metrics = Metrics::new("publisher");
-    assert_send(&handle(Event::default(), &publisher, &config, &mut metrics));
+    assert_send(&handle(
+        Event::default(),
+        &publisher,
+        &pacer,
+        &config,
+        &mut metrics,
+    ));
 }

@@ -1,11 +1,11 @@
 //! The cap on racers per race, against a real DynamoDB API (moto): a race at the cap, with the
-//! largest racer ids, stays far under DynamoDB's 400 KB item limit and its realtime message far
-//! under IoT Core's 128 KB; racers past the cap are refused and counted; and a race whose item
+//! largest racer ids, stays far under DynamoDB's 400 KB item limit and its live message within
+//! one IoT Core billing unit (5 KB); racers past the cap are refused and counted; and a race whose item
 //! would outgrow DynamoDB (a cap set far too high) is dropped once, not retried, so it cannot
 //! hold up the shard.
 
 use alleycat_aws::moto;
-use alleycat_domain::views::{RealtimeKind, RealtimeMessage};
+use alleycat_domain::live::{MAX_LIVE_BYTES, RealtimeMessage};
 use alleycat_domain::{RaceKey, Standings};
 use alleycat_lambda::Metrics;
 use alleycat_lambda::testing::{KinesisEventBuilder, Message};
@@ -94,20 +94,14 @@ async fn a_race_at_the_cap_stays_under_every_limit_and_refuses_the_rest() -> Tes
         .item
         .ok_or("the item")?;
     let item_bytes: usize = item.iter().map(|(k, v)| k.len() + value_size(v)).sum();
-    let message = serde_json::to_vec(&RealtimeMessage {
-        msg: RealtimeKind::Results,
-        class_id: RACE.class_id,
-        race_id: RACE.race_id,
-        ts: 1_620_051_628_707,
-        results: stored,
-    })?;
+    let message = RealtimeMessage::of(RACE, 1_620_051_628_707, &stored).to_json();
     eprintln!(
         "a race at the cap of {cap} racers: standings item {item_bytes} bytes (DynamoDB allows \
-         409,600), realtime message {} bytes (IoT Core allows 131,072)",
+         409,600), live message {} bytes (one IoT Core unit is 5,120)",
         message.len()
     );
     assert!(item_bytes < 400 * 1024 / 4, "{item_bytes} bytes");
-    assert!(message.len() < 128 * 1024 / 2, "{} bytes", message.len());
+    assert!(message.len() <= MAX_LIVE_BYTES, "{} bytes", message.len());
     Ok(())
 }
 
