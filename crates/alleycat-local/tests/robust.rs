@@ -205,10 +205,11 @@ async fn the_api_answers_every_request_while_a_burst_rides_through_mqtt() -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_bikes_connected_at_once_have_every_message_ingested() -> TestResult {
-    // 1,000 connections for 10 s here (a debug build on 2 cores); the 30 s run in a release
-    // build is `examples/load.rs --clients 1000 --rate 1000 --seconds 30` (BENCHMARKS.md).
+    // 1,000 connections for 30 s, as the issue asks, in the debug build of the test command; the
+    // same in a release build, with latencies, is `examples/load.rs --clients 1000 --rate 1000
+    // --seconds 30` (BENCHMARKS.md).
     const BIKES: u32 = 1_000;
-    const SECONDS: u32 = 10;
+    const SECONDS: u32 = 30;
     let dir = tempfile::tempdir()?;
     let stack = Arc::new(start_stack(dir.path()).await);
     let started = Instant::now();
