@@ -34,6 +34,8 @@ async fn start_stack(dir: &std::path::Path) -> Stack {
         http_port: free_port(),
         mqtt_port: free_port(),
         ws_port: free_port(),
+        // Firehose's template interval (60 s) would keep the stack from idling for a minute.
+        firehose_interval_seconds: 1,
         ..StackArgs::default()
     };
     Stack::start(args.config()).await.expect("the stack starts")
