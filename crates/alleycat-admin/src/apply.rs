@@ -287,15 +287,10 @@ impl<'a> Plan<'a> {
         T: RemoveStore<K, V> + MergeStore<K, V, Version = u64>,
     {
         let policy = &self.policy;
-        let change = match (&stored, &target) {
-            (None, None) => return Ok(Outcome::Done(Change::Absent)),
-            (None, Some(_)) => Change::Added,
-            (Some(_), None) => Change::Removed,
-            (Some((old, _)), Some(new)) if old == new => {
-                return Ok(Outcome::Done(Change::Unchanged));
-            }
-            (Some(_), Some(_)) => Change::Changed,
-        };
+        let change = Change::between(stored.as_ref().map(|(old, _)| old), target.as_ref());
+        if matches!(change, Change::Absent | Change::Unchanged) {
+            return Ok(Outcome::Done(change));
+        }
         if self.dry_run {
             return Ok(Outcome::Done(change));
         }
@@ -367,13 +362,10 @@ impl<'a> Plan<'a> {
         for racer in racers {
             let item = Item::Final(race, racer);
             let (old, new) = (stored.get(&racer), targets.get(&racer));
-            let change = match (old, new) {
-                (None, None) => continue,
-                (Some(old), Some(new)) if old == new => Change::Unchanged,
-                (None, Some(_)) => Change::Added,
-                (Some(_), Some(_)) => Change::Changed,
-                (Some(_), None) => Change::Removed,
-            };
+            let change = Change::between(old, new);
+            if change == Change::Absent {
+                continue;
+            }
             let outcome = if self.dry_run || change == Change::Unchanged {
                 Outcome::Done(change)
             } else if let Some(new) = new {
@@ -423,13 +415,10 @@ impl<'a> Plan<'a> {
         for racer in racers {
             let item = Item::Record(class_id, racer);
             let (old, new) = (stored.get(&racer), targets.get(&racer));
-            let change = match (old, new) {
-                (None, None) => continue,
-                (Some(old), Some(new)) if old == new => Change::Unchanged,
-                (None, Some(_)) => Change::Added,
-                (Some(_), Some(_)) => Change::Changed,
-                (Some(_), None) => Change::Removed,
-            };
+            let change = Change::between(old, new);
+            if change == Change::Absent {
+                continue;
+            }
             let outcome = if self.dry_run || change == Change::Unchanged {
                 Outcome::Done(change)
             } else {

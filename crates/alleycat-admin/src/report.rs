@@ -94,6 +94,19 @@ pub enum Change {
     Absent,
 }
 
+impl Change {
+    /// What turning the `stored` document into the rebuilt `target` is (`None`: none there).
+    pub fn between<T: PartialEq>(stored: Option<&T>, target: Option<&T>) -> Self {
+        match (stored, target) {
+            (None, None) => Self::Absent,
+            (None, Some(_)) => Self::Added,
+            (Some(_), None) => Self::Removed,
+            (Some(old), Some(new)) if old == new => Self::Unchanged,
+            (Some(_), Some(_)) => Self::Changed,
+        }
+    }
+}
+
 /// Per-view counts of a rebuild.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
