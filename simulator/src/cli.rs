@@ -9,7 +9,7 @@ use alleycat_ports::RetryPolicy;
 use clap::{Parser, ValueEnum};
 
 use crate::pacing::MAX_REQUEST_RECORDS;
-use crate::race::{DEFAULT_SEED, RacePlan};
+use crate::race::{DEFAULT_FIRST_RACER_ID, DEFAULT_SEED, RacePlan};
 
 /// Where the messages go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -136,8 +136,11 @@ pub struct Cli {
     pub racers: u32,
 
     /// Racer id of the first racer; the others follow (ids must stay within 0-1,000,000).
-    /// A racer id is always the same person: same name, same ability.
-    #[arg(long, default_value_t = 1, help_heading = "Race")]
+    /// A racer id is always the same person: same name, same ability. The default, 101, keeps
+    /// clear of racers 1-100, which the browser page offers: a lower id rides as one of the
+    /// page's racers, whose rider then shares standings, final and leaderboard row with it.
+    #[arg(long, default_value_t = DEFAULT_FIRST_RACER_ID,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_RACER_ID), help_heading = "Race")]
     pub first_racer_id: u32,
 
     /// Class raced (1-6).
@@ -422,6 +425,8 @@ mod tests {
     fn defaults() {
         let cli = Cli::try_parse_from(["simulator", "--target", "stdout"]).unwrap();
         assert_eq!(cli.racers, 100);
+        assert_eq!(cli.first_racer_id, 101, "past the page's racers 1-100");
+        assert_eq!(cli.plan(0).first_racer_id, 101);
         assert_eq!(cli.seconds, 300);
         assert_eq!(cli.seed, DEFAULT_SEED);
         assert!((cli.speed - 1.0).abs() < f64::EPSILON);
@@ -445,6 +450,8 @@ mod tests {
             .unwrap();
         assert!(cli.check().is_err());
         assert!(Cli::try_parse_from(["simulator", "--target", "kinesis"]).is_err());
+        assert!(Cli::try_parse_from(["simulator", "--first-racer-id", "1000001"]).is_err());
+        assert!(Cli::try_parse_from(["simulator", "--first-racer-id", "-1"]).is_err());
         assert!(Cli::try_parse_from(["simulator", "--speed", "-1"]).is_err());
         assert!(Cli::try_parse_from(["simulator", "--speed", "inf"]).is_err());
     }

@@ -29,7 +29,7 @@ pub mod sink;
 pub mod stats;
 
 pub use cli::{Cli, Target};
-pub use race::{Batch, DEFAULT_SEED, Race, RacePlan};
+pub use race::{Batch, DEFAULT_FIRST_RACER_ID, DEFAULT_SEED, Race, RacePlan};
 pub use run::{Stop, run, run_to_end};
 pub use sink::{Fatal, KinesisPort, KinesisSink, Sink, WriteSink};
 pub use stats::{Stats, Summary};

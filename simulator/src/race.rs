@@ -13,6 +13,11 @@ use crate::rng::{Rng, derive, mix};
 /// The default `--seed`: fixed, so two default runs ride the same race.
 pub const DEFAULT_SEED: u64 = 5_400_172;
 
+/// The default `--first-racer-id`: the page (`frontend/`) offers racers 1-100, so the simulator's
+/// racers start past them and a person riding in the browser is never one of them by accident
+/// (as the original's simulator started at 100 for the same reason).
+pub const DEFAULT_FIRST_RACER_ID: u32 = 101;
+
 const START_KEY: u64 = 0x7374_6172_7400_0005;
 const UUID_KEY: u64 = 0x7575_6964_0000_0006;
 
@@ -44,7 +49,7 @@ impl Default for RacePlan {
             seed: DEFAULT_SEED,
             class_id: 1,
             racers: 100,
-            first_racer_id: 1,
+            first_racer_id: DEFAULT_FIRST_RACER_ID,
             seconds: 300,
             window_seconds: 300,
             start_ms: 1_620_051_600_000,

@@ -9,7 +9,8 @@
 //! A second test publishes bad input to the broker, as a broken producer would, and checks that it
 //! is counted as rejected and changes nothing else. A third rides forgeries over MQTT beside a
 //! fair race, as a cheater with the page's public credentials would: none moves a view, each is
-//! counted under its rule, and the fair race is exactly its oracle.
+//! counted under its rule, and the fair race is exactly its oracle. A fourth rides the README's
+//! flow: the main job's short form in class 1 beside a racer picked in the page, who stay apart.
 
 mod common;
 
@@ -37,12 +38,23 @@ const TOP_K: usize = 100;
 const FIRST_RACER: u32 = 1_000_000 - RACERS + 1;
 
 async fn start_stack(dir: &std::path::Path) -> Arc<Stack> {
+    start_stack_for(dir, SECONDS, 300).await
+}
+
+/// A stack on free ports in `dir` whose races last `race_seconds` in start windows of
+/// `window_seconds`, quick to flush (Firehose every second, leaderboard batches of 100 ms).
+async fn start_stack_for(
+    dir: &std::path::Path,
+    race_seconds: u16,
+    window_seconds: u32,
+) -> Arc<Stack> {
     let args = StackArgs {
         data_dir: dir.join("data"),
         http_port: free_port(),
         mqtt_port: free_port(),
         ws_port: free_port(),
-        race_seconds: SECONDS,
+        race_seconds,
+        window_seconds,
         firehose_interval_seconds: 1,
         leaderboard_batching_window_ms: 100,
         ..StackArgs::default()
@@ -396,17 +408,38 @@ async fn bad_input_on_the_broker_is_rejected_and_changes_nothing_else() {
         .await;
 }
 
-/// One device message of `racer` at `second` of a ride that started at `start_ms`, in race
-/// `race_id` (consistent unless a forgery makes it not).
+/// One device message of `racer` at `second` of a ride in [`CLASS`] that started at `start_ms`,
+/// in race `race_id` (consistent unless a forgery makes it not).
 fn message(racer: u32, second: u16, start_ms: u64, race_id: u64, effort: (f64, f64)) -> Vec<u8> {
-    serde_json::json!({
-        "event": if second == SECONDS { "final" } else { "update" },
-        "deviceTimestamp": start_ms + (u64::from(second) - 1) * 1000, "second": second,
-        "raceId": race_id, "name": format!("Racer {racer}"), "racerId": racer, "classId": CLASS,
-        "cadence": effort.0, "resistance": effort.1
-    })
-    .to_string()
-    .into_bytes()
+    let ride = Ride {
+        class_id: CLASS,
+        seconds: SECONDS,
+        start_ms,
+        race_id,
+    };
+    ride.message(racer, second, effort)
+}
+
+/// A ride of one racer as a bike (or the page) sends it: its class, length, start and race.
+struct Ride {
+    class_id: u8,
+    seconds: u16,
+    start_ms: u64,
+    race_id: u64,
+}
+
+impl Ride {
+    /// The device message of `racer` at `second`, the last one `final`.
+    fn message(&self, racer: u32, second: u16, effort: (f64, f64)) -> Vec<u8> {
+        serde_json::json!({
+            "event": if second == self.seconds { "final" } else { "update" },
+            "deviceTimestamp": self.start_ms + (u64::from(second) - 1) * 1000, "second": second,
+            "raceId": self.race_id, "name": format!("Racer {racer}"), "racerId": racer,
+            "classId": self.class_id, "cadence": effort.0, "resistance": effort.1
+        })
+        .to_string()
+        .into_bytes()
+    }
 }
 
 /// Publishes `payloads` to `alleycat-publish` as `options`' client, QoS 1, waiting for every ack.
@@ -600,4 +633,154 @@ async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
         .expect("one owner")
         .shutdown()
         .await;
+}
+
+/// The racers the browser page offers (`frontend/src/roster.ts`).
+const PAGE_RACERS: std::ops::RangeInclusive<u32> = 1..=100;
+
+/// The README's flow: the main job's short form (`--racers 1000 --seconds 30 --speed 10
+/// --exit-when-done`, parsed as its command line) rides class 1 while a person picks racer 42 in
+/// the page and rides it in the same race, as the page does (its identity's claim, then a
+/// message a second over MQTT). The two stay apart: the simulator's racers are none of the
+/// page's, racer 42's standings row, final, trace and leaderboard row are its ride alone, every
+/// simulated racer's views are exactly their oracle, and the race's standings show the page
+/// racer 42 as its only racer riding now, which is what the page lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_flow_keeps_the_pages_racer_apart_from_the_simulators() {
+    use clap::Parser;
+    const PAGE_RACER: u32 = 42;
+    let cli = simulator::Cli::try_parse_from([
+        "simulator",
+        "--racers",
+        "1000",
+        "--seconds",
+        "30",
+        "--speed",
+        "10",
+        "--exit-when-done",
+    ])
+    .unwrap();
+    cli.check().expect("the README's command is valid");
+    let now = alleycat_local::now_ms();
+    let plan = cli.plan(now);
+    assert_eq!(plan.class_id, 1, "the main job rides class 1");
+    let simulated = plan.first_racer_id..plan.first_racer_id + plan.racers;
+    assert!(
+        PAGE_RACERS.clone().all(|id| !simulated.contains(&id)),
+        "the simulator rides racers {simulated:?}, some of them the page's"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start_stack_for(dir.path(), plan.seconds, plan.window_seconds).await;
+    let api = stack.api_url();
+    let rider = stack.identities().issue().unwrap();
+    let claimed = {
+        let (api, rider) = (api.clone(), rider.clone());
+        tokio::task::spawn_blocking(move || claim(&api, &rider, PAGE_RACER))
+            .await
+            .unwrap()
+    };
+    assert_eq!(claimed, 200, "the page claims its racer");
+
+    let ride = Ride {
+        class_id: plan.class_id,
+        seconds: plan.seconds,
+        start_ms: now,
+        race_id: plan.race_id(),
+    };
+    let page_ride: Vec<Vec<u8>> = (1..=plan.seconds)
+        .map(|second| ride.message(PAGE_RACER, second, (70.0 + f64::from(second % 7), 55.0)))
+        .collect();
+    let simulated_dump = common::oracle(&plan);
+    let mut dump = simulated_dump.clone();
+    dump.extend(page_ride.iter().cloned());
+
+    let mut race = Race::new(&plan);
+    let stats = Arc::new(Stats::default());
+    let keys = (0..plan.racers)
+        .map(|racer| Arc::clone(race.partition_key(racer)))
+        .collect();
+    let sink = LocalSink::new(Arc::clone(&stack), keys, Arc::clone(&stats));
+    let stop = Stop::default();
+    let (simulator, ()) = tokio::join!(
+        run(&mut race, sink, &stats, cli.speed, &stop),
+        publish_all(identity_options(&stack, &rider), page_ride.clone()),
+    );
+    simulator.expect("the simulator's race is delivered");
+    let records = dump.len() as u64;
+    for _ in 0..400 {
+        if stack.status().stream_records == records {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.status().stream_records, records);
+    assert!(
+        stack.wait_idle(Duration::from_secs(120)).await,
+        "{:?}",
+        stack.status()
+    );
+    assert_eq!(
+        stack.invocations().counter("race-aggregator", "Rejected"),
+        0
+    );
+
+    let everyone = Oracle::of(&dump, plan.seconds, TOP_K);
+    let simulated_only = Oracle::of(&simulated_dump, plan.seconds, TOP_K);
+    let page_only = Oracle::of(&page_ride, plan.seconds, TOP_K);
+    let page = u64::from(PAGE_RACER);
+    // Had the two shared a racer, its row would be the better of both rides, not the page's.
+    assert_eq!(
+        everyone.standings.get(&page),
+        page_only.standings.get(&page)
+    );
+    for (racer, best) in &simulated_only.standings {
+        assert_eq!(everyone.standings.get(racer), Some(best), "racer {racer}");
+    }
+    let race = (plan.class_id, plan.race_id());
+    tokio::task::spawn_blocking(move || {
+        assert_views(&api, &everyone);
+        assert_page_racer_apart(&api, race, page, &page_only);
+    })
+    .await
+    .expect("the page's racer and the simulator's racers stay apart");
+    Arc::try_unwrap(stack)
+        .ok()
+        .expect("one owner")
+        .shutdown()
+        .await;
+}
+
+/// The views of the page's racer `page` in race `(class, race_id)` are its own ride
+/// (`page_only`), and it is the only one of the page's racers in the race's standings (which is
+/// what the page lists as riding now).
+fn assert_page_racer_apart(api: &str, (class, race_id): (u8, u64), page: u64, page_only: &Oracle) {
+    let standings = get(&format!("{api}/races/{race_id}?classId={class}"));
+    let rows = standings["standings"].as_array().unwrap();
+    let riding_page_racers: Vec<u64> = rows
+        .iter()
+        .map(|row| row["racerId"].as_u64().unwrap())
+        .filter(|id| PAGE_RACERS.contains(&u32::try_from(*id).unwrap()))
+        .collect();
+    assert_eq!(riding_page_racers, [page], "the page's racers riding now");
+    let own = rows.iter().find(|row| row["racerId"] == page).unwrap();
+    assert_eq!(own["output"].as_f64(), Some(page_only.standings[&page]));
+    let finals = get(&format!("{api}/races/{race_id}/finals?classId={class}"));
+    let own = finals["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["racerId"] == page)
+        .expect("the page's racer finished");
+    assert_eq!(own["output"].as_f64(), Some(page_only.finals[&page].1));
+    let trace = get(&format!(
+        "{api}/racers/{page}/races/{race_id}?classId={class}"
+    ));
+    let seconds: Vec<Option<f64>> = trace["seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::as_f64)
+        .collect();
+    assert_eq!(seconds, page_only.seconds[&page], "the page racer's trace");
 }

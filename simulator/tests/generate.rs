@@ -278,6 +278,10 @@ fn argument_errors_are_clear() {
             "past the largest valid racer id 1000000",
         ),
         (
+            &["--target", "stdout", "--first-racer-id", "1000001"],
+            "1000001 is not in 0..=1000000",
+        ),
+        (
             &["--target", "stdout", "--start-ms", "4102444500000"],
             "--start-ms 4102444500000 is too late",
         ),

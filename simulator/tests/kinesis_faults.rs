@@ -179,7 +179,8 @@ async fn throttling_and_server_errors_are_retried() {
 #[tokio::test]
 async fn exhausted_retries_lose_records_and_exit_non_zero() {
     let plan = plan();
-    // Racer 1's records are always refused; the others go through.
+    // The first racer's records are always refused; the others go through.
+    let refused = plan.first_racer_id.to_string();
     let delivered = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&delivered);
     let rule = mock!(Client::put_records).then_compute_output(move |input| {
@@ -188,7 +189,7 @@ async fn exhausted_retries_lose_records_and_exit_non_zero() {
             .records()
             .iter()
             .map(|record| {
-                if record.partition_key() == Some("1") {
+                if record.partition_key() == Some(refused.as_str()) {
                     failed += 1;
                     PutRecordsResultEntry::builder()
                         .error_code("ProvisionedThroughputExceededException")
@@ -212,7 +213,7 @@ async fn exhausted_retries_lose_records_and_exit_non_zero() {
     let (summary, _) = ride(client(&[&rule]), &plan, POLICY).await;
     assert_eq!(summary.error, None);
     assert_eq!(summary.exit_code(), EXIT_LOST);
-    assert_eq!(summary.lost, 6, "racer 1's six seconds");
+    assert_eq!(summary.lost, 6, "the first racer's six seconds");
     assert_eq!(summary.sent, 294);
     assert_eq!(summary.rejected, 6 * 5, "five attempts each");
     assert_eq!(summary.retried, 6 * 4);
