@@ -40,6 +40,22 @@ describe('Api', () => {
     await expect(gateway.client.races(1)).rejects.toThrow('HTTP 502, Bad Gateway');
   });
 
+  it('pages the leaderboard with a cursor, and asks a racer\u2019s rank', async () => {
+    const { client, calls } = api((url) =>
+      url.includes('/rank')
+        ? Response.json({ classId: 2, racerId: 7, place: 137, of: 1100, best: 151.5, raceId: 9 })
+        : Response.json({ classId: 2, entries: [], next: null }),
+    );
+    await client.leaderboard(2, 20, 'abc/+=');
+    await expect(client.rank(7, 2)).resolves.toMatchObject({ place: 137, of: 1100 });
+    expect(calls).toEqual([
+      'http://h/api/leaderboard?classId=2&limit=20&cursor=abc%2F%2B%3D',
+      'http://h/api/racers/7/rank?classId=2',
+    ]);
+    const missing = api(() => Response.json({ message: 'racer 7 has no leaderboard row in class 2' }, { status: 404 }));
+    await expect(missing.client.rank(7, 2)).resolves.toBeNull();
+  });
+
   it('takes a missing personal-record curve as none', async () => {
     const { client } = api(() => Response.json({ error: 'no bests of racer 7 in class 1' }, { status: 404 }));
     await expect(client.bests(7, 1)).resolves.toBeNull();

@@ -8,6 +8,7 @@ import type {
   RaceList,
   RaceView,
   RacerBestsView,
+  RacerRank,
 } from './types';
 
 export type Fetch = typeof fetch;
@@ -98,8 +99,21 @@ export class Api {
     return this.get(`Results of race ${raceId} (class ${classId})`, `/races/${raceId}`, { classId });
   }
 
-  leaderboard(classId: number, limit = 20): Promise<LeaderboardView> {
-    return this.get(`Leaderboard of class ${classId}`, '/leaderboard', { classId, limit });
+  /** A page of the class leaderboard: the first, or the one `cursor` (a page's `next`) names. */
+  leaderboard(classId: number, limit = 20, cursor: string | null = null): Promise<LeaderboardView> {
+    const query: Record<string, string | number> = { classId, limit };
+    if (cursor !== null) query.cursor = cursor;
+    return this.get(`Leaderboard of class ${classId}`, '/leaderboard', query);
+  }
+
+  /** The racer's place on the class leaderboard and the class size, or `null` if not on it. */
+  rank(racerId: number, classId: number): Promise<RacerRank | null> {
+    return this.get<RacerRank | null>(
+      `Rank of racer ${racerId} (class ${classId})`,
+      `/racers/${racerId}/rank`,
+      { classId },
+      null,
+    );
   }
 
   /** The racer's personal-record curve, or `null` if they never rode the class. */

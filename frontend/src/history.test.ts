@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { Api, ApiError } from './api';
-import { decodeHistory, fetchHistory, gunzip, isGzip, parseHistory } from './history';
+import { decodeHistory, fetchHistory, formatTop, gunzip, isGzip, parseHistory, percentileAt, readSample } from './history';
 
 const object = {
   classId: 3,
@@ -103,5 +103,78 @@ describe('fetchHistory', () => {
     await expect(fetchHistory(new Api('http://api', corrupt.fetchImpl), 2, 100, corrupt.fetchImpl)).rejects.toThrow(
       /unreadable object/,
     );
+  });
+});
+
+describe('the sample and the percentile', () => {
+  // Seconds 1 and 2 sampled; second 3 has nobody.
+  const sample = { size: 512, racers: 40_000, seconds: [[300, 250, 250, 120, 90], [410], []] };
+
+  it('reads the sample of an object, and none from older objects', () => {
+    const history = parseHistory({ ...object, sample }, 3, 100);
+    expect(history.exists).toBe(true);
+    expect(history.sample?.racers).toBe(40_000);
+    expect(history.sample?.size).toBe(512);
+    expect(history.sample?.at(1)).toEqual([300, 250, 250, 120, 90]);
+    expect(history.sample?.at(4)).toEqual([]);
+    expect(parseHistory(object, 3, 100).sample).toBeNull();
+    expect(parseHistory({ '1': { '8': 99 } }, 3, 100).sample).toBeNull();
+    expect(readSample({ size: 1, racers: 'many', seconds: [] })).toBeNull();
+    expect(readSample([1, 2])).toBeNull();
+  });
+
+  it('counts the sampled bests strictly above the output, at whole units', () => {
+    const s = readSample(sample);
+    // 250.9 → 250: above it only 300.
+    expect(percentileAt(s, 1, 250.9)).toEqual({ second: 1, top: (100 * 2) / 6, greater: 1, of: 5, racers: 40_000 });
+    // Best of all: top 100 × 1/6.
+    expect(percentileAt(s, 1, 301)?.greater).toBe(0);
+    // Worst of all: every sampled best above.
+    expect(percentileAt(s, 1, 10)).toMatchObject({ greater: 5, top: 100 });
+    // Nobody sampled at that second, or no sample at all: no percentile.
+    expect(percentileAt(s, 3, 100)).toBeNull();
+    expect(percentileAt(s, 9, 100)).toBeNull();
+    expect(percentileAt(null, 1, 100)).toBeNull();
+  });
+
+  it('agrees with a brute-force count on random samples', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 200; round++) {
+      const bests = Array.from({ length: 1 + Math.floor(random() * 300) }, () => Math.floor(random() * 400));
+      // Unsorted on purpose: the reader sorts what the object says is sorted.
+      const s = readSample({ size: 512, racers: bests.length, seconds: [bests] });
+      const output = random() * 420;
+      const greater = bests.filter((b) => b > Math.floor(output)).length;
+      expect(percentileAt(s, 1, output)).toEqual({
+        second: 1,
+        top: (100 * (greater + 1)) / (bests.length + 1),
+        greater,
+        of: bests.length,
+        racers: bests.length,
+      });
+    }
+  });
+
+  it('formats "top x %" rounded up', () => {
+    expect(formatTop(2.1)).toBe('3');
+    expect(formatTop(3)).toBe('3');
+    expect(formatTop(100)).toBe('100');
+    expect(formatTop(0.43)).toBe('0.5');
+    expect(formatTop(0.001)).toBe('0.1');
+  });
+});
+
+describe('a class without a history object', () => {
+  it('is said by the API (url null): nothing is fetched, and the history is empty', async () => {
+    const calls: string[] = [];
+    const fetchImpl = (async (input: RequestInfo | URL) => {
+      calls.push(String(input));
+      return Response.json({ classId: 4, url: null, expiresAt: null });
+    }) as typeof fetch;
+    const history = await fetchHistory(new Api('http://api', fetchImpl), 4, 100, fetchImpl);
+    expect(calls).toEqual(['http://api/history/4']);
+    expect(history).toMatchObject({ classId: 4, exists: false, sample: null });
+    expect(history.seconds.size).toBe(0);
   });
 });

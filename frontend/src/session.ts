@@ -6,7 +6,7 @@ import { markRaw, reactive } from 'vue';
 import { Api, ApiError, type Fetch } from './api';
 import { claimRacer, type ClaimView } from './claim';
 import { apiBaseUrl, classTopic, localMqttUrl, speedFactor } from './config';
-import { emptyHistory, fetchHistory, type ClassHistory } from './history';
+import { emptyHistory, fetchHistory, percentileAt, type ClassHistory, type Percentile } from './history';
 import {
   browserStorage,
   forgetLocalIdentity,
@@ -15,13 +15,15 @@ import {
   type KeyValueStore,
   type RiderIdentity,
 } from './identity';
+import { LeaderboardPages } from './leaderboard';
 import { MessageLog, type LoggedMessage } from './messages';
 import { MqttConnection, StaticUrl, type ConnectFn, type ConnectionState, type UrlSource } from './mqtt';
 import { beatsRecord, placeInTopK, recordAt, type Entry, type Placement } from './ranking';
 import { liveRows, parseRealtime, type LiveRow, type ParsedRealtime } from './realtime';
 import { RaceRun, RideGenerator, raceIdAt, type RaceTick } from './ride';
-import { racerName } from './roster';
-import type { ClientConfig, LeaderboardEntry, RaceSummary, RankedOutput } from './types';
+import { rideKey, ridingNow, type RidingRacer } from './riding';
+import { ROSTER_SIZE, racerName } from './roster';
+import type { ClientConfig, LeaderboardEntry, RaceSummary, RacerRank, RankedOutput } from './types';
 
 export type Phase = 'idle' | 'racing' | 'finished';
 
@@ -47,9 +49,13 @@ const FINAL_ACK_TIMEOUT_MS = 5000;
 /** After a race: how often and how many times the results and leaderboard are fetched again. */
 export const POST_RACE_POLL_MS = 1500;
 export const POST_RACE_POLLS = 8;
-/** Leaderboard rows fetched (the API's most): also tells whether a racer can have records. */
-export const LEADERBOARD_LIMIT = 100;
+/** Leaderboard rows per page; the pages walk the whole class with the API's cursors. */
+export const LEADERBOARD_PAGE = 20;
 export const RACES_LIMIT = 20;
+/** Races looked at for racers riding now: the open ones are the newest. */
+export const RIDING_RACES = 3;
+/** How often the racers riding now are looked up while the page is idle. */
+export const RIDING_REFRESH_MS = 5000;
 
 function describe(error: unknown): string {
   if (error instanceof ApiError) return error.message;
@@ -115,7 +121,20 @@ export function createSession(
     /** How many ride in the shown race, as its latest live message counts them. */
     hereNowRiders: 0,
     hereNowUpdatedAt: 0,
+    /** The shown page of the class leaderboard. */
     leaderboard: [] as LeaderboardEntry[],
+    /** The shown page (0-based), and whether pages follow or precede it. */
+    leaderboardPage: 0,
+    /** The place of the shown page's first row. */
+    leaderboardFirstPlace: 1,
+    leaderboardHasNext: false,
+    leaderboardHasPrevious: false,
+    /** The racer's place on the class leaderboard and the class size (null: not on it, or unknown). */
+    rank: null as RacerRank | null,
+    /** Where the live output stands among all riders ever at the current second (the history's sample). */
+    percentile: null as Percentile | null,
+    /** The page's racers riding now in the class (in an open race's standings), not by this page. */
+    ridingNow: [] as RidingRacer[],
     races: [] as RaceSummary[],
     selectedRaceId: null as number | null,
     raceResults: [] as RankedOutput[],
@@ -133,6 +152,14 @@ export function createSession(
   /** Latest live message per race of the selected class. */
   const latest = new Map<number, ParsedRealtime>();
   let classLoad = 0;
+  const pages = new LeaderboardPages(LEADERBOARD_PAGE);
+  /** The first page of the leaderboard: its racers, and whether more follow. */
+  let firstPage = { racers: new Set<number>(), more: false };
+  /** Rides of this page (`rideKey`), which are not someone else riding now. */
+  const ownRides = new Set<string>();
+  let ridingCheckedAt = 0;
+  /** Whether the last rank lookup answered (a rank, or "not on the board"). */
+  let rankKnown = false;
 
   function setError(key: string, error: unknown | null): void {
     const rest = state.errors.filter((e) => e.key !== key);
@@ -179,6 +206,7 @@ export function createSession(
     const k = state.history?.topK ?? state.config?.topK ?? 100;
     state.alltime = placeInTopK(top, self, k);
     state.alltimeSecond = second;
+    state.percentile = self === null ? null : percentileAt(state.history?.sample ?? null, second, self.output);
   }
 
   function hereNowTarget(): number | null {
@@ -322,12 +350,34 @@ export function createSession(
   }
 
   /**
+   * Whether the racer may be on the class leaderboard: on its first page, or further down it (more
+   * pages follow, or an older backend's full page). Asking for a rank only then keeps the page from
+   * requesting ranks that cannot exist, which browsers log as failed loads (404).
+   */
+  function mayHaveRow(): boolean {
+    return firstPage.racers.has(state.racerId) || firstPage.more;
+  }
+
+  /**
    * Whether the racer may have a personal-record curve in the class: they are on its leaderboard
-   * (they finished a race in it), or the leaderboard is too full to tell. Asking only then keeps
-   * the page from requesting curves that cannot exist, which browsers log as failed loads (404).
+   * (they finished a race in it), or it cannot be told.
    */
   function mayHaveBests(): boolean {
-    return state.leaderboard.some((e) => e.racerId === state.racerId) || state.leaderboard.length >= LEADERBOARD_LIMIT;
+    return firstPage.racers.has(state.racerId) || state.rank !== null || (firstPage.more && !rankKnown);
+  }
+
+  async function loadRank(): Promise<RacerRank | null> {
+    const { racerId, classId } = state;
+    if (!mayHaveRow()) {
+      state.rank = null;
+      rankKnown = true;
+      return null;
+    }
+    const rank = await guarded('rank', () => api.rank(racerId, classId));
+    if (state.racerId !== racerId || state.classId !== classId) return null;
+    rankKnown = rank !== undefined;
+    state.rank = rank ?? null;
+    return state.rank;
   }
 
   async function loadBests(): Promise<void> {
@@ -343,12 +393,54 @@ export function createSession(
     refreshCurves();
   }
 
-  async function loadLeaderboard(): Promise<LeaderboardEntry[] | undefined> {
+  /** Loads page `index` of the leaderboard (the first by default) and shows it. */
+  async function loadLeaderboard(index = 0): Promise<LeaderboardEntry[] | undefined> {
     const classId = state.classId;
-    const view = await guarded('leaderboard', () => api.leaderboard(classId, LEADERBOARD_LIMIT));
+    const cursor = pages.cursorOf(index);
+    if (cursor === undefined) return undefined;
+    const view = await guarded('leaderboard', () => api.leaderboard(classId, LEADERBOARD_PAGE, cursor));
     if (view === undefined || state.classId !== classId) return undefined;
+    pages.loaded(index, view);
+    if (index === 0) {
+      const more = typeof view.next === 'string' || (view.next === undefined && view.entries.length >= LEADERBOARD_PAGE);
+      firstPage = { racers: new Set(view.entries.map((e) => e.racerId)), more };
+    }
     state.leaderboard = view.entries;
+    state.leaderboardPage = pages.page;
+    state.leaderboardFirstPlace = pages.firstPlace;
+    state.leaderboardHasNext = pages.hasNext;
+    state.leaderboardHasPrevious = pages.hasPrevious;
     return view.entries;
+  }
+
+  /** The following page of the leaderboard, if any. */
+  async function nextLeaderboardPage(): Promise<void> {
+    if (pages.hasNext) await loadLeaderboard(pages.page + 1);
+  }
+
+  /** The preceding page of the leaderboard, if any. */
+  async function previousLeaderboardPage(): Promise<void> {
+    if (pages.hasPrevious) await loadLeaderboard(pages.page - 1);
+  }
+
+  /**
+   * The page's racers riding now in the class: those in the standings of its open races, less
+   * this page's own rides.
+   */
+  async function loadRidingNow(): Promise<void> {
+    const classId = state.classId;
+    ridingCheckedAt = Date.now();
+    const list = await guarded('riding', () => api.races(classId, RIDING_RACES));
+    if (list === undefined || state.classId !== classId) return;
+    const open = list.races.filter((r) => !r.over);
+    const views = await guarded('riding', () => Promise.all(open.map((r) => api.race(r.raceId, classId))));
+    if (views === undefined || state.classId !== classId) return;
+    state.ridingNow = ridingNow(views, ROSTER_SIZE, ownRides);
+  }
+
+  /** Whether the picked racer is riding now in the class (by someone else than this page). */
+  function pickedRidingNow(): boolean {
+    return state.ridingNow.some((r) => r.racerId === state.racerId);
   }
 
   async function loadRaceResults(raceId: number): Promise<RankedOutput[] | undefined> {
@@ -388,11 +480,8 @@ export function createSession(
     if (config === null) return;
     const load = ++classLoad;
     state.historyLoading = true;
-    // A class without races has no history object yet: asking would only log a failed load.
-    const history =
-      state.races.length === 0
-        ? emptyHistory(classId, config.topK)
-        : await guarded('history', () => fetchHistory(api, classId, config.topK));
+    // A class with no history object yet: the API says so (no URL), and nothing is fetched.
+    const history = await guarded('history', () => fetchHistory(api, classId, config.topK));
     if (load !== classLoad) return;
     state.historyLoading = false;
     state.history = markRaw(history ?? emptyHistory(classId, config.topK));
@@ -400,11 +489,13 @@ export function createSession(
     if (state.phase !== 'racing') updateAlltime(Math.max(1, state.second), null);
   }
 
-  /** Everything that depends on the class: history (once per selection), bests, boards. */
+  /** Everything that depends on the class: history (reloaded before each race too), bests, boards. */
   async function loadClass(): Promise<void> {
     if (state.config === null) return;
-    // The race list and the leaderboard first: they tell whether a history and records can exist.
-    await Promise.all([loadLeaderboard(), loadRaces()]);
+    pages.reset();
+    // The leaderboard first: it tells whether a rank and records can exist.
+    await Promise.all([loadLeaderboard(), loadRaces(), loadRidingNow()]);
+    await loadRank();
     await Promise.all([loadHistory(), loadBests()]);
   }
 
@@ -418,6 +509,16 @@ export function createSession(
     state.history = null;
     state.bests = null;
     state.leaderboard = [];
+    state.leaderboardPage = 0;
+    state.leaderboardFirstPlace = 1;
+    state.leaderboardHasNext = false;
+    state.leaderboardHasPrevious = false;
+    firstPage = { racers: new Set(), more: false };
+    pages.reset();
+    state.rank = null;
+    rankKnown = false;
+    state.percentile = null;
+    state.ridingNow = [];
     state.races = [];
     state.selectedRaceId = null;
     state.raceResults = [];
@@ -439,9 +540,12 @@ export function createSession(
     state.liveOutput = null;
     state.bests = null;
     state.recordNow = false;
+    state.rank = null;
+    rankKnown = false;
+    state.percentile = null;
     refreshHereNow();
     resetSeries();
-    void loadBests();
+    void loadRank().then(() => loadBests());
   }
 
   function selectResultsRace(raceId: number): void {
@@ -475,9 +579,15 @@ export function createSession(
   async function startRace(): Promise<void> {
     const config = state.config;
     if (config === null || state.phase === 'racing' || state.claiming) return;
+    // Said before this press: the rider chose to ride a racer riding now.
+    const warned = pickedRidingNow();
     // The backend takes this page's records of the racer only while it holds the racer's claim:
     // claim (or renew) it first, and ride only if that succeeded. The claim is kept afterwards.
     if (!(await claim(state.racerId))) return;
+    // Someone (the simulator, another bike) may ride the racer now without a claim of ours to
+    // stop them: say so before riding, and ride on the next press.
+    await loadRidingNow();
+    if (!warned && pickedRidingNow()) return;
     state.phase = 'racing';
     state.second = 0;
     state.liveOutput = null;
@@ -485,8 +595,8 @@ export function createSession(
     state.recordSeconds = 0;
     ride = new RideGenerator();
     state.nudges = ride.nudges;
-    // The personal-record curve may have grown since the last race.
-    await loadBests();
+    // The personal-record curve and the class history may have grown since the last race.
+    await Promise.all([loadBests(), loadHistory()]);
     resetSeries();
     const startMs = Date.now();
     run = new RaceRun(
@@ -512,6 +622,7 @@ export function createSession(
       },
     );
     state.raceId = run.raceId;
+    ownRides.add(rideKey(state.classId, run.raceId, state.racerId));
     refreshHereNow();
     run.start();
     const outcome = await run.done;
@@ -520,9 +631,9 @@ export function createSession(
   }
 
   /**
-   * After the final message: the backend is asynchronous, so the race results and the leaderboard
-   * are fetched a few times until this racer shows in both (or the leaderboard is full without
-   * them), then the race is `finished`.
+   * After the final message: the backend is asynchronous, so the race results, the leaderboard
+   * and the racer's rank are fetched a few times until this racer shows in the results and on the
+   * board (its first page, or a rank further down), then the race is `finished`.
    */
   async function afterRace(): Promise<void> {
     const raceId = state.raceId;
@@ -531,9 +642,9 @@ export function createSession(
     for (let poll = 0; poll < POST_RACE_POLLS; poll++) {
       if (poll > 0) await sleep(POST_RACE_POLL_MS);
       const [board, results] = await Promise.all([loadLeaderboard(), loadRaces(raceId)]);
+      const rank = await loadRank();
       const inResults = state.selectedRaceId === raceId && (results ?? []).some((r) => r.racerId === racerId);
-      const inBoard =
-        board !== undefined && (board.some((e) => e.racerId === racerId) || board.length >= LEADERBOARD_LIMIT);
+      const inBoard = board !== undefined && (board.some((e) => e.racerId === racerId) || rank !== null);
       if (inResults && inBoard) break;
     }
     state.refreshing = false;
@@ -555,9 +666,11 @@ export function createSession(
     if (!online && state.connection !== 'connected') state.connection = 'offline';
   }
 
-  /** Keeps "Here now" on the current start window while no race is ridden. */
+  /** Keeps "Here now" on the current start window, and who rides now fresh, while no race is ridden. */
   function tickClock(): void {
     if (state.raceId === null) refreshHereNow();
+    const idle = state.phase !== 'racing' && !state.claiming && state.config !== null;
+    if (idle && Date.now() - ridingCheckedAt >= RIDING_REFRESH_MS) void loadRidingNow();
   }
 
   function dispose(): void {
@@ -573,6 +686,8 @@ export function createSession(
     selectClass,
     selectRacer,
     selectResultsRace,
+    nextLeaderboardPage,
+    previousLeaderboardPage,
     startRace,
     nudge,
     dismissError,

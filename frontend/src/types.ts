@@ -47,6 +47,8 @@ export interface RaceView {
 }
 
 export interface LeaderboardEntry {
+  /** 1-based place in the class (competition ranking); absent from older backends. */
+  place?: number;
   racerId: number;
   name: string;
   best: number;
@@ -54,10 +56,24 @@ export interface LeaderboardEntry {
   updatedAt: number;
 }
 
-/** `GET /leaderboard?classId=&limit=`. */
+/** `GET /leaderboard?classId=&limit=[&cursor=]`. */
 export interface LeaderboardView {
   classId: number;
   entries: LeaderboardEntry[];
+  /** The cursor of the following page; `null` on the last page (absent from older backends). */
+  next?: string | null;
+}
+
+/** `GET /racers/{racerId}/rank?classId=`: the racer's place on the class leaderboard. */
+export interface RacerRank {
+  classId: number;
+  racerId: number;
+  /** 1-based, as the leaderboard ranks (competition ranking). */
+  place: number;
+  /** Racers on the class leaderboard. */
+  of: number;
+  best: number;
+  raceId: number;
 }
 
 /** `GET /racers/{racerId}/bests?classId=`: index 0 is second 1; `null` where never ridden. */
@@ -67,11 +83,11 @@ export interface RacerBestsView {
   seconds: (number | null)[];
 }
 
-/** `GET /history/{classId}`. */
+/** `GET /history/{classId}`: `url` is `null` while the class has no history object yet. */
 export interface HistoryLink {
   classId: number;
-  url: string;
-  expiresAt: number;
+  url: string | null;
+  expiresAt: number | null;
 }
 
 /** Every racer's best, counted in buckets of `step` ten-thousandths (see `realtime.ts`). */
