@@ -3,14 +3,20 @@
 //
 // Starts the embedded stack (`alleycat-local`) on free ports with a fresh data directory, serving
 // the built frontend (frontend/dist); opens the app, rides racer 7 of class 2 in the browser while
-// the simulator rides 50 racers (ids 100-149) of the same class and race over MQTT; checks the
+// the simulator rides 50 racers (from its default first id, 101: none of the page's racers 1-100)
+// of the same class and race over MQTT; checks the
 // page's identity (a local identity from POST /_local/identity, kept in localStorage, used as MQTT
 // client id, username and password) and that racer 7 is claimed (POST /api/racers/7/claim, 200)
 // before the first message goes out; checks the live screen (messages, connection, "Here now",
 // chart), then the finished race (results and leaderboard against the API) and that the claim is
 // kept; that a second browser context (another identity) is told racer 7 is taken and does not
-// ride it, but can pick and ride another racer; and that an unreachable API shows an error banner
-// instead of a blank page.
+// ride it, but can pick and ride another racer; that, once the simulator has filled the class
+// with 150 more racers (ids 1001-1150) and ridden racers 95-97 (a collision by choice), a third
+// rider sees racers 95-97 listed as riding now and is warned before riding racer 96, then rides
+// racer 9 weakly and sees a percentile at the current second (checked against the history
+// object's sample) and, finished, a place outside the top 100 and the class size (checked against
+// GET /api/racers/9/rank); and that an unreachable API shows an error banner instead of a blank
+// page. No failed request is expected for a class without history (the API says there is none).
 //
 // Run through `bash scripts/frontend-test` (which builds everything first), or directly:
 //   cd frontend/e2e && npm ci && node run.mjs
@@ -27,6 +33,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -50,8 +57,19 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 const CLASS_ID = 2;
 const RACER_ID = 7;
-const SIM_FIRST_RACER = 100;
+/** The simulator's default first racer id: past the page's racers 1-100. */
+const SIM_FIRST_RACER = 101;
 const SIM_RACERS = 50;
+/** Racers the simulator adds to the class afterwards, so that a weak ride places outside the top 100. */
+const FILL_FIRST_RACER = 1001;
+const FILL_RACERS = 150;
+/** Page racers the simulator rides by choice (`--first-racer-id 95`): the page lists them as riding now. */
+const CHOSEN_FIRST_RACER = 95;
+const CHOSEN_RACERS = 3;
+/** The third rider: warned about racer 96 (riding now), rides racer 9 weakly, at this speed. */
+const WARNED_RACER_ID = 96;
+const WEAK_RACER_ID = 9;
+const WEAK_SPEED = 5;
 const SPEED = 20;
 const RACE_SECONDS = 60;
 const WINDOW_SECONDS = 3600;
@@ -128,15 +146,16 @@ async function poll(what, probe, { timeoutMs, intervalMs = 100 }) {
 
 /**
  * Chromium logs every 4xx response as a console error ("Failed to load resource"), also when the
- * app expects it. Two 404s are the API's way of saying "nothing yet" on a fresh stack, and the app
- * handles them as such: a racer's personal-record curve (`GET /api/racers/{id}/bests`) before
- * their first history merge, and a class history object before anyone finished a race in the
- * class. Those are not counted; every other console error is.
+ * app expects it. Two 404s are the API's way of saying "nothing yet", and the app handles them as
+ * such: a racer's personal-record curve (`GET /api/racers/{id}/bests`) before their first history
+ * merge, and a racer's rank (`GET /api/racers/{id}/rank`) before their final reached the
+ * leaderboard. Those are not counted; every other console error is, a class history object's 404
+ * among them (the API says a class has none yet instead of signing a URL to nothing).
  */
 function isExpectedNotFound(text, url) {
   if (!url || !/^Failed to load resource: the server responded with a status of 404\b/.test(text)) return false;
   const { pathname } = new URL(url);
-  return /^\/api\/racers\/\d+\/bests$/.test(pathname) || /^\/objects\/[^/]+\/class-[1-6]\.json\.gz$/.test(pathname);
+  return /^\/api\/racers\/\d+\/(bests|rank)$/.test(pathname);
 }
 
 // --- Child processes ------------------------------------------------------------------------------
@@ -363,6 +382,36 @@ function watchConsole(page, errors, alsoExpected = () => false) {
 async function storedIdentity(page, base) {
   const text = await page.evaluate((key) => window.localStorage.getItem(key), `alleycat.identity:${base}`);
   return text === null ? null : JSON.parse(text);
+}
+
+/** The class history object, decoded, through `GET /api/history/{classId}` (null while none). */
+async function historyObject(base, classId) {
+  const link = await getJson(`${base}/api/history/${classId}`);
+  if (link.url === null) return null;
+  const response = await fetch(link.url, { signal: AbortSignal.timeout(5000) });
+  if (!response.ok) throw new Error(`GET ${link.url}: ${response.status}`);
+  const bytes = Buffer.from(await response.arrayBuffer());
+  const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
+  return JSON.parse(text);
+}
+
+/** Rides `racers` simulated racers from `first` in class `classId` as fast as possible, to the end. */
+async function simulate(dataDir, mqttPort, first, racers, classId) {
+  const child = startChild(`simulator ${first}-${first + racers - 1}`, SIMULATOR_BIN, [
+    '--target', 'mqtt',
+    '--url', `mqtt://127.0.0.1:${mqttPort}`,
+    '--mqtt-username', 'operator',
+    '--data-dir', dataDir,
+    '--racers', String(racers),
+    '--first-racer-id', String(first),
+    '--class-id', String(classId),
+    '--seconds', String(RACE_SECONDS),
+    '--window-seconds', String(WINDOW_SECONDS),
+    '--speed', '0',
+    '--quiet',
+  ]);
+  const exited = await child.exit;
+  if (exited.code !== 0) throw new Error(`the simulator (racers ${first}-${first + racers - 1}) exited with ${JSON.stringify(exited)}`);
 }
 
 // --- Page probes (run in the browser) -------------------------------------------------------------
@@ -595,7 +644,7 @@ async function main() {
       '--data-dir', dataDir,
       '--racers', String(SIM_RACERS),
       '--class-id', String(CLASS_ID),
-      '--first-racer-id', String(SIM_FIRST_RACER),
+      // No --first-racer-id: the default (101) is what keeps the README's flow apart.
       '--seconds', String(RACE_SECONDS),
       '--window-seconds', String(WINDOW_SECONDS),
       '--speed', String(SPEED),
@@ -854,6 +903,132 @@ async function main() {
       });
     } finally {
       await riderContext.close().catch(() => {});
+    }
+
+    // A full class: 150 more simulated racers, and three of the page's racers ridden by the
+    // simulator on purpose. A third rider sees who rides now, is warned, and rides weakly.
+    const total = SIM_RACERS + 2 + FILL_RACERS + CHOSEN_RACERS;
+    await check(`the simulator fills class ${CLASS_ID} to ${total} racers, riding racers ${CHOSEN_FIRST_RACER}-${CHOSEN_FIRST_RACER + CHOSEN_RACERS - 1} by choice`, async () => {
+      await Promise.all([
+        simulate(dataDir, mqttPort, FILL_FIRST_RACER, FILL_RACERS, CLASS_ID),
+        simulate(dataDir, mqttPort, CHOSEN_FIRST_RACER, CHOSEN_RACERS, CLASS_ID),
+      ]);
+      // Settled: every consumer caught up, the leaderboard counts the finishers (racer 8's ride
+      // may have ended before its final), and the history object unchanged for 3 s.
+      let seenUpdate = { updatedAt: null, at: 0 };
+      const s = await poll(`the stack to settle with ${total - 1} or more racers on the leaderboard and a history sample`, async () => {
+        const status = await getJson(`${base}/_local/status`);
+        const idle = status.consumers.every((c) => c.checkpoint >= c.latest);
+        const rank = await getJson(`${base}/api/racers/${FILL_FIRST_RACER}/rank?classId=${CLASS_ID}`);
+        const history = await historyObject(base, CLASS_ID);
+        const updatedAt = history?.updatedAt ?? null;
+        if (updatedAt !== seenUpdate.updatedAt) seenUpdate = { updatedAt, at: Date.now() };
+        const stable = Date.now() - seenUpdate.at >= 3000;
+        return { ok: idle && stable && rank.of >= total - 1 && Boolean(history?.sample), idle, stable, of: rank.of, sampled: history?.sample?.racers ?? null };
+      }, { timeoutMs: 90_000, intervalMs: 500 });
+      return `${s.of} racers on the leaderboard, about ${s.sampled} in the history's sample`;
+    });
+
+    const weakContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const weak = await weakContext.newPage();
+      const weakErrors = [];
+      watchConsole(weak, weakErrors);
+      const weakUrl = `${base}/?speed=${WEAK_SPEED}`;
+
+      await check(`a third rider sees racers ${CHOSEN_FIRST_RACER}-${CHOSEN_FIRST_RACER + CHOSEN_RACERS - 1} riding now and is warned before riding racer ${WARNED_RACER_ID}`, async () => {
+        const response = await weak.goto(weakUrl, { waitUntil: 'load', timeout: 30_000 });
+        assert(response && response.ok(), `GET ${weakUrl}: ${response?.status()}`);
+        await poll('the third page connected', async () => {
+          const connection = await weak.evaluate(() => document.querySelector('[data-testid=connection-state]')?.textContent.trim());
+          return { ok: connection === 'connected', connection };
+        }, { timeoutMs: 30_000 });
+        await weak.locator('[data-testid=class-select]').selectOption(String(CLASS_ID), { timeout: 10_000 });
+        const expected = [RACER_ID, OTHER_RACER_ID];
+        for (let id = CHOSEN_FIRST_RACER; id < CHOSEN_FIRST_RACER + CHOSEN_RACERS; id += 1) expected.push(id);
+        const listed = await poll(`riding-now to list racers ${expected.join(', ')}`, async () => {
+          const ids = await weak.evaluate(() => document.querySelector('[data-testid=riding-now]')?.getAttribute('data-racer-ids') ?? null);
+          const list = ids ? ids.split(',').map(Number) : [];
+          return { ok: expected.every((id) => list.includes(id)) && list.every((id) => id >= 1 && id <= 100), list };
+        }, { timeoutMs: 20_000, intervalMs: 250 });
+        await weak.locator('[data-testid=racer-select]').selectOption(String(WARNED_RACER_ID), { timeout: 10_000 });
+        const warning = weak.locator('[data-testid=riding-now-warning]');
+        await warning.waitFor({ state: 'visible', timeout: 5_000 });
+        const text = (await warning.textContent()).trim();
+        const button = (await weak.locator('[data-testid=start-race]').textContent()).trim();
+        assert(text.startsWith(`Racer ${WARNED_RACER_ID} is riding now in this class`), `the warning says ${JSON.stringify(text)}`);
+        assert(button === 'Ride anyway', `the start button says ${JSON.stringify(button)}`);
+        await weak.locator('[data-testid=racer-select]').selectOption(String(WEAK_RACER_ID), { timeout: 10_000 });
+        await warning.waitFor({ state: 'detached', timeout: 5_000 });
+        await weak.screenshot({ path: join(ARTIFACTS, 'riding-now.png'), fullPage: true });
+        return `riding now: ${listed.list.join(', ')}; "${text.slice(0, 60)}…"; riding-now.png`;
+      });
+
+      let percentileShown;
+      await check(`racer ${WEAK_RACER_ID}, ridden weakly, sees a percentile at the current second that the history's sample confirms`, async () => {
+        // The object the page loads when the race starts: nothing rides until then.
+        const history = await historyObject(base, CLASS_ID);
+        assert(history?.sample?.seconds, 'the class history has no sample');
+        await weak.locator('[data-testid=start-race]').click({ timeout: 10_000 });
+        await weak.waitForSelector('[data-testid=race-panel][data-state=racing]', { state: 'attached', timeout: 15_000 });
+        for (let i = 0; i < 6; i += 1) {
+          await weak.getByRole('button', { name: 'Lower cadence' }).click({ timeout: 5_000 });
+          await weak.getByRole('button', { name: 'Lower resistance' }).click({ timeout: 5_000 });
+        }
+        const shown = await poll('alltime-percentile while racing', async () => {
+          const p = await weak.evaluate(() => {
+            const el = document.querySelector('[data-testid=alltime-percentile]');
+            if (!el) return null;
+            const n = (name) => Number(el.getAttribute(name));
+            return { second: n('data-second'), output: n('data-output'), top: n('data-top'), greater: n('data-greater'), of: n('data-of'), text: el.textContent.replace(/\s+/g, ' ').trim() };
+          });
+          return { ok: p !== null && p.second > 1, ...p };
+        }, { timeoutMs: 20_000, intervalMs: 100 });
+        const bests = history.sample.seconds[shown.second - 1] ?? [];
+        const greater = bests.filter((b) => b > Math.floor(shown.output)).length;
+        const top = (100 * (greater + 1)) / (bests.length + 1);
+        assert(shown.of === bests.length && shown.greater === greater && Math.abs(shown.top - top) < 1e-9,
+          `the page says ${JSON.stringify(shown)}, the sample ${greater} of ${bests.length} greater (top ${top})`);
+        assert(new RegExp(`^top [0-9.]+% at second ${shown.second}\\b`).test(shown.text), `the panel says ${JSON.stringify(shown.text)}`);
+        percentileShown = shown;
+        await weak.screenshot({ path: join(ARTIFACTS, 'percentile.png'), fullPage: true });
+        return `"${shown.text}" (${greater} of ${bests.length} sampled bests above output ${shown.output}); percentile.png`;
+      });
+
+      await check(`finished, racer ${WEAK_RACER_ID} sees its place outside the top 100 and the class size, as GET /api/racers/${WEAK_RACER_ID}/rank says`, async () => {
+        await weak.waitForSelector('[data-testid=race-panel][data-state=finished]', { state: 'attached', timeout: 60_000 });
+        const s = await poll(`leaderboard-rank of racer ${WEAK_RACER_ID} to equal the API's`, async () => {
+          const rank = await getJson(`${base}/api/racers/${WEAK_RACER_ID}/rank?classId=${CLASS_ID}`);
+          const shown = await weak.evaluate((racerId) => {
+            const el = document.querySelector('[data-testid=leaderboard-rank]');
+            const row = document.querySelector(`[data-testid=leaderboard-row][data-racer-id="${racerId}"]`);
+            return {
+              racerId: el ? Number(el.getAttribute('data-racer-id')) : null,
+              place: el ? Number(el.getAttribute('data-place')) : null,
+              of: el ? Number(el.getAttribute('data-of')) : null,
+              text: el?.textContent.replace(/\s+/g, ' ').trim() ?? null,
+              rowPlace: row ? Number(row.getAttribute('data-place')) : null,
+              rowBest: row?.getAttribute('data-best') ?? null,
+            };
+          }, WEAK_RACER_ID);
+          const ok = shown.racerId === WEAK_RACER_ID && shown.place === rank.place && shown.of === rank.of &&
+            shown.rowPlace === rank.place && Number(shown.rowBest) === rank.best;
+          return { ok, api: rank, shown };
+        }, { timeoutMs: 30_000, intervalMs: 500 });
+        assert(s.api.place > 100, `racer ${WEAK_RACER_ID} placed ${s.api.place} of ${s.api.of}: inside the top 100`);
+        assert(s.api.of >= total, `the class counts ${s.api.of} racers, expected ${total} or more`);
+        const pages = await poll('the leaderboard to page forward', async () => {
+          await weak.locator('[data-testid=leaderboard-next]').click({ timeout: 5_000 });
+          const page = await weak.evaluate(() => document.querySelector('[data-testid=leaderboard]')?.getAttribute('data-page'));
+          const first = await weak.evaluate(() => document.querySelector('[data-testid=leaderboard-row]')?.getAttribute('data-place'));
+          return { ok: page === '1' && Number(first) > 1, page, first };
+        }, { timeoutMs: 10_000, intervalMs: 500 });
+        assert(weakErrors.length === 0, `the third page logged ${weakErrors.length} error(s):\n  ${weakErrors.join('\n  ')}`);
+        await weak.screenshot({ path: join(ARTIFACTS, 'rank.png'), fullPage: true });
+        return `"${s.shown.text}" (percentile shown: top ${percentileShown.top.toFixed(1)}%), page 2 starts at place ${pages.first}; rank.png`;
+      });
+    } finally {
+      await weakContext.close().catch(() => {});
     }
 
     // An unreachable API: an error banner, not a blank page. Its console errors (the failed

@@ -126,7 +126,7 @@ describe('the sample and the percentile', () => {
   it('counts the sampled bests strictly above the output, at whole units', () => {
     const s = readSample(sample);
     // 250.9 → 250: above it only 300.
-    expect(percentileAt(s, 1, 250.9)).toEqual({ second: 1, top: (100 * 2) / 6, greater: 1, of: 5, racers: 40_000 });
+    expect(percentileAt(s, 1, 250.9)).toEqual({ second: 1, output: 250.9, top: (100 * 2) / 6, greater: 1, of: 5, racers: 40_000 });
     // Best of all: top 100 × 1/6.
     expect(percentileAt(s, 1, 301)?.greater).toBe(0);
     // Worst of all: every sampled best above.
@@ -148,6 +148,7 @@ describe('the sample and the percentile', () => {
       const greater = bests.filter((b) => b > Math.floor(output)).length;
       expect(percentileAt(s, 1, output)).toEqual({
         second: 1,
+        output,
         top: (100 * (greater + 1)) / (bests.length + 1),
         greater,
         of: bests.length,

@@ -38,6 +38,8 @@ export interface HistorySample {
 /** Where an output stands among all riders at one second. */
 export interface Percentile {
   second: number;
+  /** The output placed. */
+  output: number;
   /** "Top x %": 100 × (sampled bests greater than yours + 1) / (sampled bests + 1). */
   top: number;
   /** Sampled bests greater than the output. */
@@ -92,6 +94,7 @@ export function percentileAt(sample: HistorySample | null, second: number, outpu
   }
   return {
     second,
+    output,
     top: (100 * (lo + 1)) / (bests.length + 1),
     greater: lo,
     of: bests.length,
