@@ -408,6 +408,23 @@ async fn bad_input_on_the_broker_is_rejected_and_changes_nothing_else() {
         .await;
 }
 
+/// Waits until the stream holds `records` records (MQTT publishes arrive through the broker's
+/// rule a moment after their ack) and every consumer has processed them.
+async fn wait_processed(stack: &Stack, records: u64) {
+    for _ in 0..400 {
+        if stack.status().stream_records == records {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.status().stream_records, records);
+    assert!(
+        stack.wait_idle(Duration::from_secs(120)).await,
+        "{:?}",
+        stack.status()
+    );
+}
+
 /// One device message of `racer` at `second` of a ride in [`CLASS`] that started at `start_ms`,
 /// in race `race_id` (consistent unless a forgery makes it not).
 fn message(racer: u32, second: u16, start_ms: u64, race_id: u64, effort: (f64, f64)) -> Vec<u8> {
@@ -595,19 +612,7 @@ async fn forgeries_beside_a_fair_race_move_no_view_and_are_counted_by_rule() {
         publish_all(identity_options(&stack, &mallory), forgeries),
     );
     fair.expect("the fair race is delivered");
-    let records = dump.len() as u64 + 6;
-    for _ in 0..400 {
-        if stack.status().stream_records == records {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stack.status().stream_records, records);
-    assert!(
-        stack.wait_idle(Duration::from_secs(120)).await,
-        "{:?}",
-        stack.status()
-    );
+    wait_processed(&stack, dump.len() as u64 + 6).await;
 
     assert_forgeries_counted(&stack);
 
@@ -707,19 +712,7 @@ async fn the_readme_flow_keeps_the_pages_racer_apart_from_the_simulators() {
         publish_all(identity_options(&stack, &rider), page_ride.clone()),
     );
     simulator.expect("the simulator's race is delivered");
-    let records = dump.len() as u64;
-    for _ in 0..400 {
-        if stack.status().stream_records == records {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stack.status().stream_records, records);
-    assert!(
-        stack.wait_idle(Duration::from_secs(120)).await,
-        "{:?}",
-        stack.status()
-    );
+    wait_processed(&stack, dump.len() as u64).await;
     assert_eq!(
         stack.invocations().counter("race-aggregator", "Rejected"),
         0
