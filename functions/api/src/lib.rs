@@ -20,7 +20,6 @@
 mod config;
 mod params;
 
-
 use alleycat_domain::views::{
     ApiError, ClaimView, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
     RacerBestsView, RacerTraceView, history_key, rank,
