@@ -42,7 +42,7 @@ use crate::stream::{Appended, LocalStream, shard_id};
 use crate::table::LocalTable;
 
 /// The table's name (in ARNs and the functions' `TABLE_NAME`).
-pub const TABLE_NAME: &str = "alleycat-races";
+pub const TABLE: &str = "alleycat-races";
 /// The stream's name (the Kinesis API accepts it, or its ARN).
 pub const STREAM_NAME: &str = "alleycat";
 /// The Firehose delivery bucket.
@@ -663,7 +663,7 @@ impl Tasks {
         };
         let source = ChangeShard::new(
             Arc::clone(&stores.table),
-            TABLE_NAME,
+            TABLE,
             publisher::FUNCTION_NAME,
         );
         let task = poll(
@@ -712,7 +712,7 @@ impl Tasks {
 /// The functions' environment, as the template's `Environment.Variables` set it.
 fn environment(config: &StackConfig, websocket_url: &str) -> HashMap<&'static str, String> {
     HashMap::from([
-        ("TABLE_NAME", TABLE_NAME.to_owned()),
+        (alleycat_lambda::env::TABLE_NAME, TABLE.to_owned()),
         ("DELIVERY_BUCKET", DELIVERY_BUCKET.to_owned()),
         ("HISTORY_BUCKET", HISTORY_BUCKET.to_owned()),
         ("RACE_SECONDS", config.clock.race_seconds.to_string()),
