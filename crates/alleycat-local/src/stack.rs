@@ -661,11 +661,7 @@ impl Tasks {
             filters: vec![standings],
             starting: Starting::Latest,
         };
-        let source = ChangeShard::new(
-            Arc::clone(&stores.table),
-            TABLE,
-            publisher::FUNCTION_NAME,
-        );
+        let source = ChangeShard::new(Arc::clone(&stores.table), TABLE, publisher::FUNCTION_NAME);
         let task = poll(
             source,
             Arc::clone(&functions.publisher),
