@@ -30,7 +30,7 @@ pub mod testing;
 
 pub use failures::BatchFailures;
 pub use function::Function;
-pub use kinesis::{KinesisBatch, LenientKinesisEvent};
+pub use kinesis::{KinesisReading, LenientKinesisEvent};
 pub use metrics::Metrics;
 pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog, rejection_metrics, rule_metric};
 
