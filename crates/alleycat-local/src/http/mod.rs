@@ -10,8 +10,8 @@
 //! | `POST /_local/identity` | a new identity and its token ([`Identities`]) | Cognito `GetId` |
 //! | any other `GET` | the built frontend, `index.html` for app routes | the site's bucket and CDN |
 //!
-//! Each row is a router of its own, in a file of its own ([`api`], [`objects`], [`kinesis`],
-//! [`local`], [`site`]); [`router`] joins them. Every handler answers from the same [`HttpState`].
+//! Each row is a router of its own, in a file of its own (`api`, `objects`, `kinesis`, `local`,
+//! `site`); [`router`] joins them. Every handler answers from the same [`HttpState`].
 
 use std::future::Future;
 use std::path::PathBuf;
