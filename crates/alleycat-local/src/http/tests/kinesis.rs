@@ -1,7 +1,6 @@
 //! The Kinesis endpoint, by hand and through the AWS SDK.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -356,10 +355,5 @@ async fn the_aws_sdk_writes_to_the_stack() {
     assert_eq!(stored, ["record 0", "record 1", "record 2", "record 3"]);
 
     drop(client);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("the server stops on shutdown")
-        .unwrap()
-        .unwrap();
+    stopped(stop, server).await;
 }

@@ -182,6 +182,20 @@ impl Stack {
     }
 }
 
+/// Triggers the shutdown of a server [`Stack::listen`] started, and waits for it to stop
+/// (within 10 s, or the test fails).
+async fn stopped(
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("the server stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
 fn json_body(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap()
 }

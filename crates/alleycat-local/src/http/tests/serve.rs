@@ -24,12 +24,7 @@ async fn serve_answers_on_a_listener_until_shutdown() {
     );
     assert_eq!(event.headers["x-forwarded-for"], "127.0.0.1");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("the server stops on shutdown")
-        .unwrap()
-        .unwrap();
+    stopped(stop, server).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
