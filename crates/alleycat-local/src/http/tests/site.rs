@@ -131,3 +131,33 @@ async fn without_a_frontend_the_root_says_how_to_build_it_and_links_the_api() {
             .contains("has no <code>index.html</code>")
     );
 }
+
+#[tokio::test]
+async fn paths_no_router_claims_fall_back_to_the_frontend_whatever_their_prefix() {
+    let stack = with_frontend();
+    for uri in [
+        "/_local",
+        "/_local/",
+        "/_local/other",
+        "/objects",
+        "/objects/history",
+    ] {
+        let (status, headers, body) = stack.get(uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/html; charset=utf-8",
+            "{uri}"
+        );
+        assert_eq!(body, b"<html>app</html>", "{uri}");
+    }
+    for (method, uri) in [("POST", "/_local/status"), ("DELETE", "/")] {
+        let request = HttpRequest::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _, _) = stack.send(request).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+    }
+}
