@@ -2,7 +2,7 @@
 
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alleycat_domain::RaceKey;
 use alleycat_local::Stack;
@@ -20,12 +20,7 @@ use crate::sink::{
 };
 use crate::stats::{Cost, Stats, Summary};
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use alleycat_local::now_ms;
 
 /// The Kinesis sink's settings from the arguments.
 pub fn kinesis_config(cli: &Cli) -> KinesisSinkConfig {

@@ -347,9 +347,7 @@ impl Cli {
     /// records arrive. Only `--target stdout` replays any race.
     fn check_plausible(&self) -> Result<(), UsageError> {
         let skew_ms = u64::from(DEFAULT_CLOCK_SKEW_SECONDS) * 1000;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = alleycat_local::now_ms();
         if let Some(start) = self.start_ms {
             let closes =
                 start + (u64::from(self.window_seconds) + u64::from(self.seconds)) * 1000 + skew_ms;

@@ -1,7 +1,7 @@
 //! The single DynamoDB table: race standings, racer finals, class leaderboards, racer bests and
 //! racer traces (key schema in [`crate::keys`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alleycat_domain::leaderboard::rank_leaderboard;
 use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
@@ -100,7 +100,7 @@ impl DynamoTable {
         V::put_attributes(key, value, &mut item);
         item.insert(keys::PK.to_owned(), s(pk));
         item.insert(keys::SK.to_owned(), s(sk));
-        item.insert(attr::UPDATED_AT.to_owned(), n(now_ms()));
+        item.insert(attr::UPDATED_AT.to_owned(), n(alleycat_lambda::now_ms()));
         item.insert(
             attr::VERSION.to_owned(),
             n(expected.map_or(1, |version| version + 1)),
@@ -148,13 +148,6 @@ impl DynamoTable {
             }
         }
     }
-}
-
-/// Epoch milliseconds now, for `updatedAt`.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A query page size for `limit` rows (DynamoDB wants 1 ..= i32::MAX).

@@ -7,7 +7,7 @@
 //!
 //! Every adapter is built from an [`aws_config::SdkConfig`] ([`load_config`]); pointing
 //! `AWS_ENDPOINT_URL` at a local fake (moto) is how the integration tests and local runs reach
-//! them.
+//! them; `moto` (feature `moto`, for tests) starts that fake.
 
 mod claims;
 pub mod config;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod function;
 pub mod iot;
 mod item;
+#[cfg(feature = "moto")]
 pub mod moto;
 mod repair;
 pub mod s3;

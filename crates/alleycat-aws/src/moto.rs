@@ -1,5 +1,5 @@
-//! Test support, public so every crate's tests share it: one moto server (the AWS emulator) per
-//! test process, and adapters pointed at it.
+//! Test support (feature `moto`), public so every crate's tests share it: one moto server (the
+//! AWS emulator) per test process, and adapters pointed at it.
 //!
 //! The server is `$ALLEYCAT_MOTO_SERVER`, or moto_server of the venv `scripts/moto-venv` makes
 //! (`${ALLEYCAT_TOOLS_DIR:-$HOME/.cache/alleycat-tools}/venv/bin/moto_server`). A missing server

@@ -174,11 +174,6 @@ impl StandingsBatch {
         races.sort_unstable_by_key(|(_, delta)| delta.first_position);
         races
     }
-
-    /// The races without consuming the batch, in no particular order.
-    pub fn races(&self) -> impl Iterator<Item = (&RaceKey, &RaceDelta)> {
-        self.races.iter()
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub trait Held {
     fn record_id(&self) -> String;
 }
 
-impl Held for crate::kinesis::KinesisBatch<'_> {
+impl Held for crate::kinesis::KinesisReading<'_> {
     fn reading(&self) -> &Reading<'_> {
         &self.reading
     }

@@ -163,8 +163,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
 /// The configuration of a function consuming a Kinesis stream (the race aggregator, the
 /// leaderboard writer): one struct, so both read the same variables the same way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
+    /// The table the function writes ([`TABLE_NAME`]; empty in [`Default`], for tests whose
+    /// table is not DynamoDB).
+    pub table_name: String,
     /// Race length and window, to validate `second`.
     pub clock: RaceClock,
     /// How far device clocks may be off, in seconds ([`CLOCK_SKEW_SECONDS`]).
@@ -180,6 +183,7 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         Self {
+            table_name: String::new(),
             clock: RaceClock::default(),
             clock_skew_seconds: DEFAULT_CLOCK_SKEW_SECONDS,
             retry: RetryPolicy::default(),
@@ -198,8 +202,8 @@ impl StreamConfig {
     /// Reads the configuration through `lookup` (`|name| std::env::var(name).ok()` in a Lambda
     /// main, a map in tests): the race clock ([`RACE_SECONDS`], [`WINDOW_SECONDS`]),
     /// [`CLOCK_SKEW_SECONDS`], [`RETRY_MAX_ATTEMPTS`], [`WRITE_CONCURRENCY`] and
-    /// [`MAX_RACERS_PER_RACE`], each optional with its default. The error
-    /// names any variable that is set but invalid.
+    /// [`MAX_RACERS_PER_RACE`], each optional with its default, then [`TABLE_NAME`], required.
+    /// The error names any variable that is set but invalid, or the table's if it is missing.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let env = Env::new(lookup);
         let defaults = Self::default();
@@ -225,6 +229,7 @@ impl StreamConfig {
                 defaults.max_racers_per_race,
                 1..=100_000,
             )?,
+            table_name: env.required(TABLE_NAME)?,
         })
     }
 }
@@ -243,11 +248,20 @@ mod tests {
 
     #[test]
     fn stream_config_defaults_reads_and_names_an_invalid_variable() {
+        let table_only = |name: &str| (name == TABLE_NAME).then(|| "t".to_owned());
+        assert_eq!(
+            StreamConfig::from_lookup(table_only),
+            Ok(StreamConfig {
+                table_name: "t".to_owned(),
+                ..StreamConfig::default()
+            })
+        );
         assert_eq!(
             StreamConfig::from_lookup(|_| None),
-            Ok(StreamConfig::default())
+            Err(EnvError::Missing { name: TABLE_NAME })
         );
         let vars = [
+            (TABLE_NAME, "t"),
             (RACE_SECONDS, "20"),
             (WINDOW_SECONDS, "30"),
             (RETRY_MAX_ATTEMPTS, "3"),

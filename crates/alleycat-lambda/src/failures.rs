@@ -46,11 +46,6 @@ impl BatchFailures {
         self.count
     }
 
-    /// The sequence number Lambda must resume from, if any.
-    pub fn earliest_sequence_number(&self) -> Option<&str> {
-        self.earliest.as_ref().map(|(_, seq)| seq.as_str())
-    }
-
     /// The response for a Kinesis event source.
     pub fn into_kinesis_response(self) -> KinesisEventResponse {
         let mut response = KinesisEventResponse::default();

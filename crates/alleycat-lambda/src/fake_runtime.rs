@@ -110,10 +110,7 @@ fn serve(
                 thread::sleep(Duration::from_hours(1));
                 return;
             };
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis())
-                + 60_000;
+            let deadline = crate::now_ms() + 60_000;
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
                  Lambda-Runtime-Aws-Request-Id: request-{id}\r\n\

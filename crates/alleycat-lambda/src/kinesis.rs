@@ -201,7 +201,7 @@ impl LenientKinesisEvent {
         rules: Plausibility,
         metrics: &mut Metrics,
         rejections: &mut RejectionLog,
-    ) -> Vec<KinesisBatch<'_>> {
+    ) -> Vec<KinesisReading<'_>> {
         metrics.add("RecordsIn", self.len() as u64);
         metrics.add(
             "BytesIn",
@@ -225,7 +225,7 @@ impl LenientKinesisEvent {
                     Ok(reading)
                 });
             match admitted {
-                Ok(reading) => readings.push(KinesisBatch {
+                Ok(reading) => readings.push(KinesisReading {
                     position,
                     sequence_number,
                     reading,
@@ -245,9 +245,9 @@ impl LenientKinesisEvent {
     }
 }
 
-/// One valid record of a Kinesis batch, with where it was.
+/// One valid record of a Kinesis batch: its reading, and where it was in the event.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KinesisBatch<'e> {
+pub struct KinesisReading<'e> {
     /// Position in the event's `Records`.
     pub position: usize,
     /// Its Kinesis sequence number, for partial batch responses.

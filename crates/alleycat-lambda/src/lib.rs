@@ -30,6 +30,16 @@ pub mod testing;
 
 pub use failures::BatchFailures;
 pub use function::Function;
-pub use kinesis::{KinesisBatch, LenientKinesisEvent};
+pub use kinesis::{KinesisReading, LenientKinesisEvent};
 pub use metrics::Metrics;
 pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog, rejection_metrics, rule_metric};
+
+/// Milliseconds since the epoch, now (0 on a clock set before 1970): the one reading of the
+/// wall clock that the functions' plumbing, the AWS adapters, the embedded stack and the
+/// simulator share, so that all of them stamp time alike. The domain never reads a clock: it is
+/// given the time.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
@@ -97,9 +96,7 @@ impl Metrics {
     /// Prints the EMF line to stdout, where Lambda's log agent picks it up. It bypasses the
     /// tracing subscriber on purpose: EMF must be the whole log event, not a field inside one.
     pub fn emit(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = crate::now_ms();
         let mut stdout = std::io::stdout().lock();
         if let Err(error) = self.write_emf(&mut stdout, now) {
             tracing::warn!(%error, "could not write metrics");

@@ -1,16 +1,14 @@
-//! The embedded MQTT broker: IoT Core's message broker, and the IoT rule's subscription.
+//! The embedded MQTT broker: IoT Core's message broker, for the live standings.
 //!
 //! [`LocalBroker`] runs rumqttd in-process with one MQTT 3.1.1 listener on a loopback port of
 //! its own, which only the [gate](crate::gate) connects to: the gate owns the public ports (TCP
 //! and WebSocket), checks who connects and what they may publish and subscribe to, and relays
-//! the rest. The rest of the stack talks to the broker through in-process links, with no socket
-//! in between:
+//! the rest. The `publisher` function pushes live standings (`alleycat-subscribe/class-<c>`,
+//! QoS 0) through [`LocalBroker::publisher`], the [`Publisher`] port on an in-process link, with
+//! no socket in between.
 //!
-//! - [`LocalBroker::publisher`] is the [`Publisher`] port the `publisher` function pushes live
-//!   standings through (`alleycat-subscribe/class-<c>`, QoS 0);
-//! - [`LocalBroker::subscribe_batches`] hands every message published to some filters to a
-//!   handler, in batches. The stack's ingest rule no longer uses it: the gate hands publishes to
-//!   `alleycat-publish` to the rule itself ([`crate::ingest`]), because of the next point.
+//! Device messages do not pass through the broker: the gate hands every publish to
+//! `alleycat-publish` to the IoT rule itself ([`crate::ingest`]), because of the next point.
 //!
 //! rumqttd facts this module is built around (all verified against rumqttd 0.20):
 //!
@@ -28,7 +26,6 @@
 //!   filter should quieten that target.
 //! - Clients must use a non-zero keep-alive: rumqttd refuses keep-alive 0.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -37,12 +34,11 @@ use std::time::{Duration, Instant};
 
 use alleycat_ports::{PortError, Publisher};
 use futures::FutureExt;
-use rumqttd::local::{LinkBuilder, LinkError, LinkRx, LinkTx};
+use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet};
 use rumqttd::{
-    ConnectionSettings, Forward, LinkType, Notification, Router, RouterConfig, Server,
-    ServerSettings,
+    ConnectionSettings, LinkType, Notification, Router, RouterConfig, Server, ServerSettings,
 };
 use tracing::{error, info, warn};
 
@@ -60,16 +56,12 @@ pub const LOG_SEGMENT_BYTES: usize = 1 << 20;
 /// the oldest, which newer standings supersede anyway.
 pub const LOG_SEGMENT_COUNT: usize = 2;
 
-/// In-process links (publishers, subscriptions) the router admits on top of
+/// In-process links (the publishers) the router admits on top of
 /// [`BrokerConfig::max_connections`].
 const IN_PROCESS_LINKS: usize = 16;
 
 /// How long [`LocalBroker::start`] waits for its listener to accept connections.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long [`LocalBroker::subscribe_batches`] waits for the router to acknowledge the
-/// subscription.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a client may take between opening a connection and sending CONNECT (rumqttd takes
 /// a `u16` of milliseconds).
@@ -180,55 +172,6 @@ impl LocalBroker {
         self.internal
     }
 
-    /// The ingest rule's subscription: a dedicated thread subscribes to `topic` through an
-    /// in-process link and hands `handler` every batch of messages it has received: everything
-    /// available without waiting, at most `max_batch` (at least 1), in arrival order. Returns once
-    /// the router has acknowledged the subscription, so every message published from then on is
-    /// delivered.
-    ///
-    /// The router reads the filter's commit log at its own pace (the in-process link is a QoS 0
-    /// subscriber: acknowledging the router would buy nothing, since devices are acknowledged on
-    /// append to that log). A handler slower than the publishers lets the log absorb the backlog;
-    /// beyond [`LOG_SEGMENT_COUNT`] × [`LOG_SEGMENT_BYTES`], the oldest messages are lost and the
-    /// loss is logged with its count.
-    pub fn subscribe_batches(
-        &self,
-        filters: &[&str],
-        max_batch: usize,
-        handler: impl FnMut(Vec<Ingested>) + Send + 'static,
-    ) -> Result<(), LocalError> {
-        let (mut tx, rx) = self.link("ingest")?;
-        for filter in filters {
-            tx.subscribe(*filter)
-                .map_err(|e| LocalError::Broker(format!("subscribing to {filter}: {e}")))?;
-        }
-        let (subscribed_tx, subscribed) = mpsc::sync_channel(filters.len());
-        let rule = IngestRule {
-            rx,
-            filters: filters.iter().map(|f| (*f).to_owned()).collect(),
-            max_batch: max_batch.max(1),
-            subscribed: Some(subscribed_tx),
-            last_offsets: HashMap::new(),
-        };
-        thread::Builder::new()
-            .name("alleycat-ingest".to_owned())
-            .spawn(move || {
-                // The thread owns the whole link, though its sending half has nothing more to send.
-                let _tx = tx;
-                rule.run(handler);
-            })
-            .map_err(|e| LocalError::Broker(format!("starting the ingest thread: {e}")))?;
-        for filter in filters {
-            subscribed.recv_timeout(SUBSCRIBE_TIMEOUT).map_err(|_| {
-                LocalError::Broker(format!(
-                    "the subscription to {filter} was not acknowledged (is it a valid topic \
-                     filter?)"
-                ))
-            })?;
-        }
-        Ok(())
-    }
-
     /// A [`Publisher`] publishing QoS 0 through its own in-process link. The link closes when
     /// the publisher is dropped.
     pub fn publisher(&self) -> Result<BrokerPublisher, LocalError> {
@@ -271,114 +214,6 @@ impl LocalBroker {
                 "opening the {role} link: {e} (is the broker at its connection limit?)"
             ))
         })
-    }
-}
-
-/// One message the ingest rule received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ingested {
-    /// The topic it was published to: `alleycat-publish` (the operator), or
-    /// `alleycat-publish/<identityId>` (an identity's, put there by the gate). rumqttd's commit
-    /// log keeps only the packet, so the topic is the only place the publisher can be told in.
-    pub topic: String,
-    /// Its payload, as published.
-    pub payload: Vec<u8>,
-    /// When the rule received it, in milliseconds since the epoch (the rule's `timestamp()`).
-    pub received_ms: u64,
-}
-
-/// The ingest rule's thread: reads the link, hands batches to the handler.
-struct IngestRule {
-    rx: LinkRx,
-    filters: Vec<String>,
-    max_batch: usize,
-    /// Told each time the router acknowledges a subscription.
-    subscribed: Option<mpsc::SyncSender<()>>,
-    /// Per filter, the commit log offset of the last message received, to detect messages the
-    /// log dropped.
-    last_offsets: HashMap<usize, u64>,
-}
-
-impl IngestRule {
-    /// Runs until the link closes, which only happens if the router drops it.
-    fn run(mut self, mut handler: impl FnMut(Vec<Ingested>)) {
-        let mut batch = Vec::with_capacity(self.max_batch);
-        loop {
-            // Wait for the first notification, then take whatever else is there already.
-            let mut next = match self.rx.recv() {
-                Ok(notification) => notification,
-                Err(e) => return self.closed(&e.to_string()),
-            };
-            while let Some(notification) = next {
-                if let Err(e) = self.take(notification, &mut batch) {
-                    return self.closed(&e.to_string());
-                }
-                if batch.len() >= self.max_batch {
-                    break;
-                }
-                next = self.rx.recv_deadline(Instant::now()).unwrap_or(None);
-            }
-            if !batch.is_empty() {
-                handler(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(self.max_batch),
-                ));
-            }
-        }
-    }
-
-    /// Adds a forwarded message to `batch`; answers the router's other notifications.
-    fn take(
-        &mut self,
-        notification: Notification,
-        batch: &mut Vec<Ingested>,
-    ) -> Result<(), Box<LinkError>> {
-        match notification {
-            Notification::Forward(forward) => batch.push(self.ingested(&forward)),
-            // The router paused this link because its buffer is full: it resumes on `ready`.
-            Notification::Unschedule => self.rx.ready().map_err(Box::new)?,
-            // The only acks this link gets are SUBACKs, one per filter.
-            Notification::DeviceAck(_) => {
-                if let Some(subscribed) = &self.subscribed
-                    && subscribed.try_send(()).is_err()
-                {
-                    self.subscribed = None;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn ingested(&mut self, forward: &Forward) -> Ingested {
-        // The offsets of one filter's log are consecutive: a gap is messages the log dropped
-        // before this link read them. (Retained messages come without an offset.)
-        // Each filter has its own log: the one of the (first) filter the topic matches.
-        let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
-        let filter = self
-            .filters
-            .iter()
-            .position(|filter| rumqttd::protocol::matches(&topic, filter))
-            .unwrap_or_default();
-        if let Some((_, offset)) = forward.cursor
-            && let Some(last) = self.last_offsets.insert(filter, offset)
-            && offset > last + 1
-        {
-            warn!(
-                filter = %self.filters[filter],
-                lost = offset - last - 1,
-                "the ingest rule fell behind: the broker dropped messages it had acknowledged"
-            );
-        }
-        Ingested {
-            topic,
-            payload: forward.publish.payload.to_vec(),
-            received_ms: crate::now_ms(),
-        }
-    }
-
-    fn closed(&self, reason: &str) {
-        error!(filters = ?self.filters, reason, "the ingest rule's link closed: ingestion stopped");
     }
 }
 

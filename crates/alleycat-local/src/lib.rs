@@ -38,9 +38,4 @@ pub use config::StackConfig;
 pub use error::LocalError;
 pub use stack::Stack;
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use alleycat_lambda::now_ms;

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alleycat_ports::{Object, ObjectStore, PortError, PutCondition};
 use hmac::{Hmac, KeyInit, Mac};
@@ -43,9 +43,7 @@ pub fn etag(bytes: &[u8]) -> String {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::now_ms() / 1000
 }
 
 impl LocalBucket {

@@ -1,11 +1,10 @@
 //! Test support for end-to-end tests of the stack (feature `testing`): an oracle recomputing
 //! every view from the device messages with plain, independent code, the comparison of the API's
-//! views with it, a minimal HTTP client, and MQTT client options for each role the gate knows.
+//! views with it, a minimal HTTP client (and the raw exchange under it), and MQTT client options for each role the gate knows.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write as _};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use rumqttc::MqttOptions;
@@ -37,20 +36,17 @@ pub fn http(
     let (host, path) = rest
         .find('/')
         .map_or((rest, "/"), |slash| rest.split_at(slash));
-    let mut stream = TcpStream::connect(host)?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut request = format!(
         "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n",
         body.len()
-    );
+    )
+    .into_bytes();
     for (name, value) in headers {
         let _ = write!(request, "{name}: {value}\r\n");
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    stream.write_all(body)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body);
+    let response = exchange(host, &request, Duration::from_secs(60))?;
     let end = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -62,6 +58,23 @@ pub fn http(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| invalid("no status"))?;
     Ok((status, response[end + 4..].to_vec()))
+}
+
+/// The raw client under [`http`], for tests that need to send what a well-behaved client would
+/// not (unfinished headers, `HEAD`): writes `request` as it is on a fresh connection to `addr`,
+/// and reads everything answered until the server closes the connection. A read that waits
+/// longer than `wait` fails (`WouldBlock` or `TimedOut`).
+pub fn exchange(
+    addr: impl ToSocketAddrs,
+    request: &[u8],
+    wait: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(wait))?;
+    stream.write_all(request)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    Ok(response)
 }
 
 /// `GET url`: the status and body.

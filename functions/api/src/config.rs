@@ -10,8 +10,7 @@ use aws_lambda_events::http::HeaderValue;
 
 use crate::Error;
 
-/// Environment variable of the table the API reads.
-pub const TABLE_NAME: &str = "TABLE_NAME";
+pub use alleycat_lambda::env::TABLE_NAME;
 /// Environment variable of the bucket holding the class histories.
 pub const HISTORY_BUCKET: &str = "HISTORY_BUCKET";
 /// Environment variable of the platform the browser connects to: `aws` (default) or `local`.

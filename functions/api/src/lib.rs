@@ -20,8 +20,6 @@
 mod config;
 mod params;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use alleycat_domain::views::{
     ApiError, ClaimView, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
     RacerBestsView, RacerTraceView, history_key, rank,
@@ -153,11 +151,7 @@ impl<'p> Route<'p> {
 }
 
 /// Milliseconds since the epoch, for [`handle`]'s `now_ms` (tests pass a fixed time instead).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use alleycat_lambda::now_ms;
 
 /// Answers one HTTP API (payload v2) request. Never fails: every error is an HTTP response.
 ///

@@ -10,8 +10,7 @@ use crate::Error;
 pub const DELIVERY_BUCKET: &str = "DELIVERY_BUCKET";
 /// Environment variable of the bucket holding `class-<c>.json.gz`.
 pub const HISTORY_BUCKET: &str = "HISTORY_BUCKET";
-/// Environment variable of the table holding racer bests and traces.
-pub const TABLE_NAME: &str = "TABLE_NAME";
+pub use alleycat_lambda::env::TABLE_NAME;
 /// Environment variable of K, the racers kept per second of a class history (default 100, 0 = all).
 pub const HISTORY_TOP_K: &str = "HISTORY_TOP_K";
 /// Environment variable of how many merges run at once (default 32).

@@ -54,8 +54,8 @@ const METRICS: [&str; 11] = [
     "Skipped",
 ];
 
-/// The function's configuration: race clock, clock skew, retries, write concurrency, read from the
-/// environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
+/// The function's configuration: table, race clock, clock skew, retries, write concurrency, read
+/// from the environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
 pub type Config = StreamConfig;
 
 /// One final of the batch, with where it was.

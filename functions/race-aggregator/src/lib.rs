@@ -93,9 +93,9 @@ const METRICS: [&str; 11] = [
     "StateRejected",
 ];
 
-/// The function's configuration: race clock, clock skew, retries, write concurrency and the cap
-/// on racers per race, read from the environment by [`StreamConfig::from_lookup`] (shared with
-/// the other stream function).
+/// The function's configuration: table, race clock, clock skew, retries, write concurrency and
+/// the cap on racers per race, read from the environment by [`StreamConfig::from_lookup`]
+/// (shared with the other stream function).
 pub type Config = StreamConfig;
 
 /// The handler's answer, in the shape the event asked for.

@@ -52,57 +52,6 @@ fn client(
 }
 
 #[test]
-fn device_messages_reach_the_ingest_handler_in_order_and_in_batches() -> TestResult {
-    let broker = LocalBroker::start(&free_config())?;
-    let (batches_tx, batches) = mpsc::channel();
-    broker.subscribe_batches(&["alleycat-publish"], 25, move |batch| {
-        // A handler slower than the device: the router fills the link's buffer and pauses
-        // it, which the rule must answer.
-        thread::sleep(Duration::from_millis(1));
-        batches_tx.send(batch).ok();
-    })?;
-
-    let (device, _, _) = client(&broker, "bike-8");
-    let big = vec![b'x'; 100 * 1024];
-    let mut expected = Vec::new();
-    for n in 0..2000 {
-        let payload = if n == 1000 {
-            big.clone()
-        } else {
-            format!(r#"{{"n":{n}}}"#).into_bytes()
-        };
-        device.publish("alleycat-publish", QoS::AtLeastOnce, false, payload.clone())?;
-        expected.push(payload);
-    }
-    // Another topic is not the rule's.
-    device.publish("elsewhere", QoS::AtLeastOnce, false, b"{}".to_vec())?;
-
-    let mut received = Vec::new();
-    while received.len() < expected.len() {
-        let batch = batches
-            .recv_timeout(WAIT)
-            .map_err(|_| format!("only {} messages arrived", received.len()))?;
-        assert!(
-            !batch.is_empty() && batch.len() <= 25,
-            "{} messages",
-            batch.len()
-        );
-        received.extend(batch);
-    }
-    assert!(batches.recv_timeout(Duration::from_millis(200)).is_err());
-    for message in &received {
-        assert_eq!(message.topic, "alleycat-publish");
-        assert!(message.received_ms >= 1_600_000_000_000);
-    }
-    let payloads: Vec<_> = received.into_iter().map(|m| m.payload).collect();
-    assert!(
-        payloads == expected,
-        "payloads lost, duplicated or out of order"
-    );
-    Ok(())
-}
-
-#[test]
 fn the_publisher_reaches_subscribed_browsers() -> TestResult {
     let broker = LocalBroker::start(&free_config())?;
     let (browser, publishes, subacks) = client(&broker, "browser");
@@ -180,35 +129,6 @@ fn settings_that_cannot_work_are_refused() {
         let error = LocalBroker::start(&bad).unwrap_err();
         assert!(matches!(error, LocalError::Config(_)), "{error:?}");
     }
-}
-
-#[test]
-fn the_rule_receives_every_filter_it_subscribes_with_its_topic() -> TestResult {
-    let broker = LocalBroker::start(&free_config())?;
-    let (batches_tx, batches) = mpsc::channel();
-    broker.subscribe_batches(
-        &["alleycat-publish", "alleycat-publish/+"],
-        10,
-        move |batch| {
-            batches_tx.send(batch).ok();
-        },
-    )?;
-    let (device, _, _) = client(&broker, "gate-relayed");
-    device.publish("alleycat-publish", QoS::AtLeastOnce, false, b"1".to_vec())?;
-    device.publish(
-        "alleycat-publish/local:ab",
-        QoS::AtLeastOnce,
-        false,
-        b"2".to_vec(),
-    )?;
-    let mut received = Vec::new();
-    while received.len() < 2 {
-        received.extend(batches.recv_timeout(WAIT)?);
-    }
-    received.sort_by(|a, b| a.payload.cmp(&b.payload));
-    let topics: Vec<&str> = received.iter().map(|m| m.topic.as_str()).collect();
-    assert_eq!(topics, ["alleycat-publish", "alleycat-publish/local:ab"]);
-    Ok(())
 }
 
 #[test]
