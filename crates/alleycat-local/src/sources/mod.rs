@@ -6,6 +6,11 @@
 //! handler sees the bytes Lambda would hand it), a panic becomes a failed invocation, and the
 //! response comes back as the JSON Lambda would pass to the event source. Every invocation's
 //! metrics are summed into [`Invocations`].
+//!
+//! An invocation runs off the async workers, as a Lambda function runs in a sandbox of its own:
+//! decoding a Firehose object of a hundred thousand lines, or a batch of ten thousand records,
+//! is milliseconds to seconds of CPU, and on a worker it would hold up the MQTT connections and
+//! every other task queued there (tokio's LIFO slot cannot be stolen by the other worker).
 
 pub mod dynamodb;
 pub mod filter;
@@ -24,6 +29,7 @@ use alleycat_lambda::{Function, Metrics};
 use futures::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::meter::Meter;
 
@@ -148,6 +154,31 @@ impl Invocations {
 
 /// Invokes `function` with `event` as Lambda would, and reads its response as `R`.
 pub async fn invoke<F, E, R>(
+    function: &F,
+    event: &E,
+    invocations: &Invocations,
+) -> Result<R, InvokeError>
+where
+    F: Function,
+    E: Serialize + ?Sized,
+    R: DeserializeOwned,
+{
+    off_workers(invoke_here(function, event, invocations)).await
+}
+
+/// Runs `work` to completion on this thread after handing its worker's other tasks to another
+/// thread ([`tokio::task::block_in_place`]); on a current-thread runtime (tests) it just runs.
+async fn off_workers<T>(work: impl Future<Output = T>) -> T {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(work))
+        }
+        _ => work.await,
+    }
+}
+
+/// [`invoke`], on the thread it is called on.
+async fn invoke_here<F, E, R>(
     function: &F,
     event: &E,
     invocations: &Invocations,
