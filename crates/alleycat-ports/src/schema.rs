@@ -136,6 +136,28 @@ pub trait MergedItem: TableItem {
     fn into_value(self) -> Self::Value;
 }
 
+/// The port key of a max-merged document, naming its kind of item: what lets a store implement
+/// [`crate::MergeStore`] once for every kind (`impl<K: MergeKey> MergeStore<K, Merged<K>>`).
+pub trait MergeKey: Sized {
+    /// The item a key of this type names.
+    type Item: MergedItem<Key = Self>;
+}
+
+/// The value merged into the document at a key of type `K`.
+pub type Merged<K> = <<K as MergeKey>::Item as MergedItem>::Value;
+
+impl MergeKey for RaceKey {
+    type Item = StandingsItem;
+}
+
+impl MergeKey for BestsKey {
+    type Item = BestsItem;
+}
+
+impl MergeKey for TraceKey {
+    type Item = TraceItem;
+}
+
 /// A race's standings: each racer's best output so far.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
