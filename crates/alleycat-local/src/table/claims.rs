@@ -8,9 +8,8 @@ use alleycat_domain::Claim;
 use alleycat_ports::schema::{ClaimItem, TableItem};
 use alleycat_ports::{Claims, PortError};
 
-use super::images::{image, row};
-use super::store::{get_value, put};
-use super::{LocalTable, Written};
+use super::LocalTable;
+use super::store::get_value;
 
 /// The stored claim of `racer_id` and its size, if any.
 fn stored(conn: &rusqlite::Connection, racer_id: u32) -> rusqlite::Result<Option<(Claim, u64)>> {
@@ -39,28 +38,15 @@ impl Claims for LocalTable {
     }
 
     async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
-        let key = claim.racer_id;
-        self.write_if(&ClaimItem::key(&key).to_string(), |tx, now| {
-            let current = stored(tx, key)?;
-            if current.as_ref().map(|(stored, _)| stored) != expected {
-                return Ok(Written::refused(current.map_or(0, |(_, size)| size)));
-            }
-            let old_image = current
-                .map(|(old, _)| image(&key, &ClaimItem::from(&old)))
-                .transpose()?;
-            put(
-                tx,
-                row(&key, &ClaimItem::from(claim), claim)?,
-                old_image.as_ref(),
-                now,
-            )
-        })
+        let holds = |stored: Option<&Claim>| stored == expected;
+        if self.put_if::<ClaimItem, _>(&claim.racer_id, claim, holds)? {
+            Ok(())
+        } else {
+            Err(PortError::Conflict)
+        }
     }
 
     async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
-        let key = expected.racer_id;
-        self.remove_if_still(&ClaimItem::key(&key), expected, || {
-            image(&key, &ClaimItem::from(expected))
-        })
+        self.remove_if_still::<ClaimItem, _>(&expected.racer_id, expected)
     }
 }

@@ -31,8 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use alleycat_ports::PortError;
 #[cfg(doc)]
 use alleycat_ports::keys;
-use alleycat_ports::schema::ItemKey;
+use alleycat_ports::schema::TableItem;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::Item;
 use tokio::sync::Notify;
@@ -264,23 +265,47 @@ impl LocalTable {
         }
     }
 
-    /// Deletes the item at `item_key` if its value is still `expected`, logging `old_image`;
-    /// [`PortError::Conflict`] otherwise.
-    fn remove_if_still<T: DeserializeOwned + PartialEq>(
+    /// Writes `value` as the item of kind `T` at `key` if `holds` accepts the value stored there
+    /// (DynamoDB's conditional PutItem), and says whether it wrote.
+    fn put_if<T, V>(
         &self,
-        item_key: &ItemKey,
-        expected: &T,
-        old_image: impl FnOnce() -> rusqlite::Result<Item>,
-    ) -> Result<(), PortError> {
+        key: &T::Key,
+        value: &V,
+        holds: impl FnOnce(Option<&V>) -> bool,
+    ) -> Result<bool, PortError>
+    where
+        T: TableItem + for<'v> From<&'v V>,
+        V: Serialize + DeserializeOwned,
+    {
+        let item_key = T::key(key);
+        self.write(&item_key.to_string(), |tx, now| {
+            let current = store::get_value::<V>(tx, &item_key)?;
+            if !holds(current.as_ref().map(|(stored, _)| stored)) {
+                return Ok(Written::refused(current.map_or(0, |(_, size)| size)));
+            }
+            let old_image = current
+                .map(|(old, _)| images::image(key, &T::from(&old)))
+                .transpose()?;
+            let row = images::row(key, &T::from(value), value)?;
+            store::put(tx, row, old_image.as_ref(), now)
+        })
+    }
+
+    /// Deletes the item of kind `T` at `key` if it still holds `expected` (DynamoDB's
+    /// conditional DeleteItem); [`PortError::Conflict`] otherwise.
+    fn remove_if_still<T, V>(&self, key: &T::Key, expected: &V) -> Result<(), PortError>
+    where
+        T: TableItem + for<'v> From<&'v V>,
+        V: DeserializeOwned + PartialEq,
+    {
+        let item_key = T::key(key);
         self.write_if(&item_key.to_string(), |tx, now| {
-            match store::get_value::<T>(tx, item_key)? {
-                Some((current, _)) if current == *expected => store::remove(
-                    tx,
-                    item_key,
-                    &images::keys_image(item_key)?,
-                    &old_image()?,
-                    now,
-                ),
+            match store::get_value::<V>(tx, &item_key)? {
+                Some((current, _)) if current == *expected => {
+                    let old_image = images::image(key, &T::from(expected))?;
+                    let keys = images::keys_image(&item_key)?;
+                    store::remove(tx, &item_key, &keys, &old_image, now)
+                }
                 current => Ok(Written::refused(current.map_or(0, |(_, size)| size))),
             }
         })

@@ -4,12 +4,10 @@
 //! ignores it). Max-merged documents are removed in [`super::merged`].
 
 use alleycat_domain::{LeaderboardEntry, RacerFinal};
-use alleycat_ports::schema::{LeaderboardItem, RacerFinalItem, TableItem};
+use alleycat_ports::schema::{LeaderboardItem, RacerFinalItem};
 use alleycat_ports::{FinalsRepair, PortError};
 
-use super::images::{image, row};
-use super::store::{get_value, put};
-use super::{LocalTable, Written};
+use super::LocalTable;
 
 impl FinalsRepair for LocalTable {
     async fn replace_record(
@@ -19,18 +17,11 @@ impl FinalsRepair for LocalTable {
         expected: Option<&LeaderboardEntry>,
     ) -> Result<(), PortError> {
         let key = LeaderboardItem::key_of(class_id, entry);
-        let item_key = LeaderboardItem::key(&key);
-        self.write_if(&item_key.to_string(), |tx, now| {
-            let current = get_value::<LeaderboardEntry>(tx, &item_key)?;
-            if current.as_ref().map(|(row, _)| row) != expected {
-                return Ok(Written::refused(current.map_or(0, |(_, size)| size)));
-            }
-            let old_image = current
-                .map(|(old, _)| image(&key, &LeaderboardItem::from(&old)))
-                .transpose()?;
-            let row = row(&key, &LeaderboardItem::from(entry), entry)?;
-            put(tx, row, old_image.as_ref(), now)
-        })
+        if self.put_if::<LeaderboardItem, _>(&key, entry, |stored| stored == expected)? {
+            Ok(())
+        } else {
+            Err(PortError::Conflict)
+        }
     }
 
     async fn remove_record(
@@ -39,15 +30,11 @@ impl FinalsRepair for LocalTable {
         expected: &LeaderboardEntry,
     ) -> Result<(), PortError> {
         let key = LeaderboardItem::key_of(class_id, expected);
-        self.remove_if_still(&LeaderboardItem::key(&key), expected, || {
-            image(&key, &LeaderboardItem::from(expected))
-        })
+        self.remove_if_still::<LeaderboardItem, _>(&key, expected)
     }
 
     async fn remove_final(&self, expected: &RacerFinal) -> Result<(), PortError> {
         let key = RacerFinalItem::key_of(expected);
-        self.remove_if_still(&RacerFinalItem::key(&key), expected, || {
-            image(&key, &RacerFinalItem::from(expected))
-        })
+        self.remove_if_still::<RacerFinalItem, _>(&key, expected)
     }
 }
