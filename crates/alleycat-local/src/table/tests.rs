@@ -71,9 +71,6 @@ fn image_json(image: Option<&Item>, drop_updated_at: bool) -> serde_json::Value 
     serde_json::to_value(&image).unwrap()
 }
 
-/// The publisher's view of a standings image: the schema's item.
-type StandingsImage = StandingsItem;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_merges_into_one_item_lose_no_update() {
     let (_dir, table) = table();
@@ -126,7 +123,7 @@ async fn concurrent_merges_into_one_item_lose_no_update() {
     assert_eq!(version, writes, "one version per successful write");
     let changes = table.changes_after(0, 10_000).unwrap();
     assert_eq!(changes.len() as u64, writes, "one change per write");
-    let last: StandingsImage =
+    let last: StandingsItem =
         serde_dynamo::from_item(changes.last().unwrap().new_image.clone().unwrap()).unwrap();
     assert_eq!(last.results, expected);
 }
@@ -447,7 +444,7 @@ async fn changes_carry_old_and_new_images_like_a_dynamodb_stream() {
     }
     assert!(modify.size_bytes > insert.size_bytes, "two images");
 
-    let image: StandingsImage = serde_dynamo::from_item(modify.new_image.clone().unwrap()).unwrap();
+    let image: StandingsItem = serde_dynamo::from_item(modify.new_image.clone().unwrap()).unwrap();
     assert_eq!((image.class_id, image.race_id), (3, 5_400_172));
     assert_eq!(image.results, second);
     let stored = table.standings(key).await.unwrap().unwrap();
