@@ -106,14 +106,6 @@ impl<T> Keyed<'_, T> {
     pub fn key(&self) -> &ItemKey {
         &self.key
     }
-
-    /// The number of secondary indexes that list the item (each holds a copy, billed as a write).
-    pub fn indexes(&self) -> u64
-    where
-        T: TableItem,
-    {
-        u64::from(self.gsi1pk.is_some()) + u64::from(self.item.best().is_some())
-    }
 }
 
 /// A document only ever changed by max-merging into it, under an optimistic-concurrency
