@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use alleycat_domain::Claim;
+use alleycat_ports::schema::{ClaimItem, TableItem};
 use alleycat_ports::{Claims, PortError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use crate::dynamo::DynamoTable;
 use crate::error::classify;
-use crate::item::{Item, get_n, get_s, n, s};
-use crate::keys::{self, attr};
+use crate::item::{Item, from_item, key_item, n, s, to_item};
 
 /// Keys BatchGetItem takes in one request.
 const BATCH_GET_KEYS: usize = 100;
@@ -20,20 +20,7 @@ const BATCH_GET_KEYS: usize = 100;
 const UNPROCESSED_ROUNDS: u32 = 5;
 
 fn claim_key(racer_id: u32) -> Item {
-    HashMap::from([
-        (keys::PK.to_owned(), s(keys::racer_pk(racer_id))),
-        (keys::SK.to_owned(), s(keys::CLAIM_SK)),
-    ])
-}
-
-fn claim_from_item(item: &Item) -> Result<Claim, String> {
-    let context = get_s(item, keys::PK, "claim").unwrap_or("claim").to_owned();
-    Ok(Claim {
-        racer_id: get_n(item, attr::RACER_ID, &context)?,
-        identity_id: get_s(item, attr::IDENTITY_ID, &context)?.to_owned(),
-        claimed_at: get_n(item, attr::CLAIMED_AT, &context)?,
-        expires_at: get_n(item, attr::EXPIRES_AT, &context)?,
-    })
+    key_item(ClaimItem::key(&racer_id))
 }
 
 /// The condition that the stored claim is still `expected`, with its values.
@@ -87,7 +74,7 @@ impl Claims for DynamoTable {
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let claim = claim_from_item(&item).map_err(PortError::Permanent)?;
+                    let claim = Claim::from(from_item::<ClaimItem>(item)?);
                     found.insert(claim.racer_id, claim);
                 }
                 pending = output
@@ -102,17 +89,11 @@ impl Claims for DynamoTable {
 
     async fn put_claim(&self, claim: &Claim, expected: Option<&Claim>) -> Result<(), PortError> {
         let operation = format!(
-            "DynamoDB PutItem {}: {}/{}",
+            "DynamoDB PutItem {}: {}",
             self.table,
-            keys::racer_pk(claim.racer_id),
-            keys::CLAIM_SK
+            ClaimItem::key(&claim.racer_id)
         );
-        let mut item = claim_key(claim.racer_id);
-        item.insert(attr::RACER_ID.to_owned(), n(claim.racer_id));
-        item.insert(attr::IDENTITY_ID.to_owned(), s(claim.identity_id.clone()));
-        item.insert(attr::CLAIMED_AT.to_owned(), n(claim.claimed_at));
-        item.insert(attr::EXPIRES_AT.to_owned(), n(claim.expires_at));
-        item.insert(attr::TTL.to_owned(), n(claim.expires_at.div_ceil(1000)));
+        let item = to_item(&claim.racer_id, &ClaimItem::from(claim))?;
         let mut put = self
             .client
             .put_item()
@@ -137,10 +118,9 @@ impl Claims for DynamoTable {
 
     async fn delete_claim(&self, expected: &Claim) -> Result<(), PortError> {
         let operation = format!(
-            "DynamoDB DeleteItem {}: {}/{}",
+            "DynamoDB DeleteItem {}: {}",
             self.table,
-            keys::racer_pk(expected.racer_id),
-            keys::CLAIM_SK
+            ClaimItem::key(&expected.racer_id)
         );
         let (condition, values) = still(expected);
         let delete = self

@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use alleycat_domain::leaderboard::rank_leaderboard;
-use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
+use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries};
+use alleycat_ports::schema::{
+    BestsItem, LeaderboardItem, MergeKey, Merged, MergedItem, RacerFinalItem, StandingsItem,
+    TableItem, TraceItem,
+};
 use alleycat_ports::{BestsKey, Finals, MergeStore, PortError, Queries, StoredStandings, TraceKey};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
@@ -20,9 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::error::classify;
-use crate::item::{
-    Item, get_n, get_output, get_s, get_series, get_standings, n, s, series_value, standings_value,
-};
+use crate::item::{Item, from_item, key_item, n, parse_output, s, to_item};
 use crate::keys::{self, attr};
 
 /// The table every function shares. Cheap to clone: the client is a handle on one connection
@@ -49,61 +51,58 @@ impl DynamoTable {
         Self::new(Client::new(config), table)
     }
 
-    async fn get_item(
+    /// The item of kind `T` at `key`, if any.
+    async fn get_item<T: TableItem>(
         &self,
-        pk: String,
-        sk: String,
+        key: &T::Key,
         consistent: bool,
-    ) -> Result<Option<Item>, PortError> {
-        let operation = || format!("DynamoDB GetItem {}: {pk}/{sk}", self.table);
+    ) -> Result<Option<T>, PortError> {
+        let key = T::key(key);
+        let operation = || format!("DynamoDB GetItem {}: {key}", self.table);
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(keys::PK, s(pk.clone()))
-            .key(keys::SK, s(sk.clone()))
+            .set_key(Some(key_item(key.clone())))
             .consistent_read(consistent)
             .send()
             .await
             .map_err(|e| classify(&operation(), &e))?;
-        Ok(output.item)
+        output.item.map(from_item).transpose()
     }
 
     /// Reads a max-merged item strongly consistently: a stale read would only cost a conflict on
     /// the conditional write, but a fresh one saves that wasted write.
-    async fn load_versioned<K, V: Versioned<K>>(
+    async fn load_versioned<I: MergedItem>(
         &self,
-        key: &K,
-    ) -> Result<Option<(V, u64)>, PortError> {
-        let (pk, sk) = V::key(key);
-        let context = format!("{pk}/{sk}");
-        let Some(item) = self.get_item(pk, sk, true).await? else {
-            return Ok(None);
-        };
-        let value = V::from_item(&item, &context).map_err(PortError::Permanent)?;
-        let version = get_n(&item, attr::VERSION, &context).map_err(PortError::Permanent)?;
-        Ok(Some((value, version)))
+        key: &I::Key,
+    ) -> Result<Option<(I::Value, u64)>, PortError> {
+        let item: Option<I> = self.get_item(key, true).await?;
+        Ok(item.map(|item| {
+            let version = item.version();
+            (item.into_value(), version)
+        }))
     }
 
     /// Writes a max-merged item only if its version is still `expected` (or it does not exist
     /// yet), bumping the version: the optimistic concurrency [`alleycat_ports::merge_into`]
     /// relies on.
-    async fn store_versioned<K, V: Versioned<K>>(
+    async fn store_versioned<I: MergedItem>(
         &self,
-        key: &K,
-        value: &V,
+        key: &I::Key,
+        value: &I::Value,
         expected: Option<&u64>,
-    ) -> Result<(), PortError> {
-        let (pk, sk) = V::key(key);
-        let operation = format!("DynamoDB PutItem {}: {pk}/{sk} ({})", self.table, V::KIND);
-        let mut item = Item::new();
-        V::put_attributes(key, value, &mut item);
-        item.insert(keys::PK.to_owned(), s(pk));
-        item.insert(keys::SK.to_owned(), s(sk));
-        item.insert(attr::UPDATED_AT.to_owned(), n(alleycat_lambda::now_ms()));
-        item.insert(
-            attr::VERSION.to_owned(),
-            n(expected.map_or(1, |version| version + 1)),
+    ) -> Result<(), PortError>
+    where
+        I::Value: Clone,
+    {
+        let version = expected.map_or(1, |version| version + 1);
+        let item = to_item(key, &I::new(key, value.clone(), version, alleycat_lambda::now_ms()))?;
+        let operation = format!(
+            "DynamoDB PutItem {}: {} ({})",
+            self.table,
+            I::key(key),
+            I::KIND
         );
         let request = self
             .client
@@ -155,108 +154,31 @@ fn page_limit(limit: usize) -> i32 {
     i32::try_from(limit.max(1)).unwrap_or(i32::MAX)
 }
 
-/// How a max-merged document is laid out as an item.
-trait Versioned<K>: Sized + Sync {
-    /// Names the kind of document in error messages.
-    const KIND: &'static str;
-    /// `(pk, sk)`.
-    fn key(key: &K) -> (String, String);
-    /// The attributes other than the keys, `updatedAt` and `version`.
-    fn put_attributes(key: &K, value: &Self, item: &mut Item);
-    /// Reads the value back.
-    fn from_item(item: &Item, context: &str) -> Result<Self, String>;
-}
+/// Every max-merged document (standings, bests, traces), laid out by its item in
+/// [`alleycat_ports::schema`].
+impl<K: MergeKey + Sync> MergeStore<K, Merged<K>> for DynamoTable
+where
+    Merged<K>: Default + Clone + Sync,
+{
+    type Version = u64;
 
-impl Versioned<RaceKey> for Standings {
-    const KIND: &'static str = "standings";
-
-    fn key(race: &RaceKey) -> (String, String) {
-        (keys::race_pk(*race), keys::STANDINGS_SK.to_owned())
+    fn empty(&self, _key: &K) -> Merged<K> {
+        Merged::<K>::default()
     }
 
-    fn put_attributes(race: &RaceKey, standings: &Self, item: &mut Item) {
-        item.insert(attr::CLASS_ID.to_owned(), n(race.class_id));
-        item.insert(attr::RACE_ID.to_owned(), n(race.race_id));
-        item.insert(attr::RESULTS.to_owned(), standings_value(standings));
-        item.insert(
-            keys::GSI1_PK.to_owned(),
-            s(keys::class_races_gsi1pk(race.class_id)),
-        );
-        item.insert(keys::GSI1_SK.to_owned(), n(race.race_id));
+    async fn load(&self, key: &K) -> Result<Option<(Merged<K>, u64)>, PortError> {
+        self.load_versioned::<K::Item>(key).await
     }
 
-    fn from_item(item: &Item, context: &str) -> Result<Self, String> {
-        get_standings(item, attr::RESULTS, context)
+    async fn store(
+        &self,
+        key: &K,
+        value: &Merged<K>,
+        expected: Option<&u64>,
+    ) -> Result<(), PortError> {
+        self.store_versioned::<K::Item>(key, value, expected).await
     }
 }
-
-impl Versioned<BestsKey> for SecondSeries {
-    const KIND: &'static str = "bests";
-
-    fn key(key: &BestsKey) -> (String, String) {
-        (keys::racer_pk(key.racer_id), keys::bests_sk(key.class_id))
-    }
-
-    fn put_attributes(key: &BestsKey, series: &Self, item: &mut Item) {
-        item.insert(attr::CLASS_ID.to_owned(), n(key.class_id));
-        item.insert(attr::RACER_ID.to_owned(), n(key.racer_id));
-        item.insert(attr::SECONDS.to_owned(), series_value(series));
-    }
-
-    fn from_item(item: &Item, context: &str) -> Result<Self, String> {
-        get_series(item, attr::SECONDS, context)
-    }
-}
-
-impl Versioned<TraceKey> for SecondSeries {
-    const KIND: &'static str = "trace";
-
-    fn key(key: &TraceKey) -> (String, String) {
-        (keys::racer_pk(key.racer_id), keys::trace_sk(key.race))
-    }
-
-    fn put_attributes(key: &TraceKey, series: &Self, item: &mut Item) {
-        item.insert(attr::CLASS_ID.to_owned(), n(key.race.class_id));
-        item.insert(attr::RACE_ID.to_owned(), n(key.race.race_id));
-        item.insert(attr::RACER_ID.to_owned(), n(key.racer_id));
-        item.insert(attr::SECONDS.to_owned(), series_value(series));
-    }
-
-    fn from_item(item: &Item, context: &str) -> Result<Self, String> {
-        get_series(item, attr::SECONDS, context)
-    }
-}
-
-/// Implements [`MergeStore`] for one kind of max-merged item.
-macro_rules! dynamo_merge_store {
-    ($key:ty, $value:ty) => {
-        impl MergeStore<$key, $value> for DynamoTable {
-            type Version = u64;
-
-            fn empty(&self, _key: &$key) -> $value {
-                <$value>::default()
-            }
-
-            async fn load(&self, key: &$key) -> Result<Option<($value, u64)>, PortError> {
-                self.load_versioned::<$key, $value>(key).await
-            }
-
-            async fn store(
-                &self,
-                key: &$key,
-                value: &$value,
-                expected: Option<&u64>,
-            ) -> Result<(), PortError> {
-                self.store_versioned::<$key, $value>(key, value, expected)
-                    .await
-            }
-        }
-    };
-}
-
-dynamo_merge_store!(RaceKey, Standings);
-dynamo_merge_store!(BestsKey, SecondSeries);
-dynamo_merge_store!(TraceKey, SecondSeries);
 
 /// The "only if greater" condition of a leaderboard row: exactly [`LeaderboardEntry::beats`],
 /// evaluated by DynamoDB against the stored row so that concurrent offers cannot lower a record.
@@ -268,23 +190,16 @@ const BEATS_CONDITION: &str = "attribute_not_exists(#pk) \
 
 impl Finals for DynamoTable {
     async fn put_final(&self, result: &RacerFinal) -> Result<(), PortError> {
-        let race = RaceKey {
-            class_id: result.class_id,
-            race_id: result.race_id,
-        };
-        let (pk, sk) = (keys::race_pk(race), keys::racer_sk(result.racer_id));
-        let operation = format!("DynamoDB PutItem {}: {pk}/{sk} (final)", self.table);
+        let key = RacerFinalItem::key_of(result);
+        let operation = format!(
+            "DynamoDB PutItem {}: {} (final)",
+            self.table,
+            RacerFinalItem::key(&key)
+        );
         self.client
             .put_item()
             .table_name(&self.table)
-            .item(keys::PK, s(pk))
-            .item(keys::SK, s(sk))
-            .item(attr::CLASS_ID, n(result.class_id))
-            .item(attr::RACE_ID, n(result.race_id))
-            .item(attr::RACER_ID, n(result.racer_id))
-            .item(attr::NAME, s(result.name.clone()))
-            .item(attr::OUTPUT, n(result.output))
-            .item(attr::FINISHED_AT, n(result.finished_at))
+            .set_item(Some(to_item(&key, &RacerFinalItem::from(result))?))
             .send()
             .await
             .map(drop)
@@ -296,19 +211,17 @@ impl Finals for DynamoTable {
         class_id: u8,
         entry: &LeaderboardEntry,
     ) -> Result<bool, PortError> {
-        let (pk, sk) = (keys::class_pk(class_id), keys::racer_sk(entry.racer_id));
-        let operation = format!("DynamoDB PutItem {}: {pk}/{sk} (leaderboard)", self.table);
+        let key = LeaderboardItem::key_of(class_id, entry);
+        let operation = format!(
+            "DynamoDB PutItem {}: {} (leaderboard)",
+            self.table,
+            LeaderboardItem::key(&key)
+        );
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item(keys::PK, s(pk))
-            .item(keys::SK, s(sk))
-            .item(attr::RACER_ID, n(entry.racer_id))
-            .item(attr::NAME, s(entry.name.clone()))
-            .item(attr::BEST, n(entry.best))
-            .item(attr::RACE_ID, n(entry.race_id))
-            .item(attr::UPDATED_AT, n(entry.updated_at))
+            .set_item(Some(to_item(&key, &LeaderboardItem::from(entry))?))
             .condition_expression(BEATS_CONDITION)
             .expression_attribute_names("#pk", keys::PK)
             .expression_attribute_names("#best", attr::BEST)
@@ -335,41 +248,12 @@ impl Finals for DynamoTable {
     }
 }
 
-fn stored_standings(item: &Item) -> Result<StoredStandings, String> {
-    let context = format!(
-        "{}/{}",
-        get_s(item, keys::PK, "?").unwrap_or("?"),
-        get_s(item, keys::SK, "?").unwrap_or("?")
-    );
-    Ok(StoredStandings {
-        race: RaceKey {
-            class_id: get_n(item, attr::CLASS_ID, &context)?,
-            race_id: get_n(item, attr::RACE_ID, &context)?,
-        },
-        standings: get_standings(item, attr::RESULTS, &context)?,
-        updated_at: get_n(item, attr::UPDATED_AT, &context)?,
-    })
-}
-
-fn leaderboard_entry(item: &Item, context: &str) -> Result<LeaderboardEntry, String> {
-    Ok(LeaderboardEntry {
-        racer_id: get_n(item, attr::RACER_ID, context)?,
-        name: get_s(item, attr::NAME, context)?.to_owned(),
-        best: get_output(item, attr::BEST, context)?,
-        race_id: get_n(item, attr::RACE_ID, context)?,
-        updated_at: get_n(item, attr::UPDATED_AT, context)?,
-    })
-}
-
-fn racer_final(item: &Item, context: &str) -> Result<RacerFinal, String> {
-    Ok(RacerFinal {
-        class_id: get_n(item, attr::CLASS_ID, context)?,
-        race_id: get_n(item, attr::RACE_ID, context)?,
-        racer_id: get_n(item, attr::RACER_ID, context)?,
-        name: get_s(item, attr::NAME, context)?.to_owned(),
-        output: get_output(item, attr::OUTPUT, context)?,
-        finished_at: get_n(item, attr::FINISHED_AT, context)?,
-    })
+fn stored_standings(item: StandingsItem) -> StoredStandings {
+    StoredStandings {
+        race: item.race(),
+        updated_at: item.updated_at,
+        standings: item.results,
+    }
 }
 
 impl Queries for DynamoTable {
@@ -399,20 +283,14 @@ impl Queries for DynamoTable {
             .await?;
         items.truncate(limit);
         items
-            .iter()
-            .map(stored_standings)
-            .collect::<Result<_, _>>()
-            .map_err(PortError::Permanent)
+            .into_iter()
+            .map(|item| from_item(item).map(stored_standings))
+            .collect()
     }
 
     async fn standings(&self, race: RaceKey) -> Result<Option<StoredStandings>, PortError> {
-        let item = self
-            .get_item(keys::race_pk(race), keys::STANDINGS_SK.to_owned(), false)
-            .await?;
-        item.as_ref()
-            .map(stored_standings)
-            .transpose()
-            .map_err(PortError::Permanent)
+        let item = self.get_item(&race, false).await?;
+        Ok(item.map(stored_standings))
     }
 
     async fn leaderboard(
@@ -455,10 +333,9 @@ impl Queries for DynamoTable {
             })
             .await?;
         let mut rows = items
-            .iter()
-            .map(|item| leaderboard_entry(item, &operation))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PortError::Permanent)?;
+            .into_iter()
+            .map(|item| from_item::<LeaderboardItem>(item).map(LeaderboardEntry::from))
+            .collect::<Result<Vec<_>, _>>()?;
         rank_leaderboard(&mut rows);
         rows.truncate(limit);
         Ok(rows)
@@ -479,42 +356,29 @@ impl Queries for DynamoTable {
         };
         let items = self.query_all(&operation, query, |_| false).await?;
         let mut finals = items
-            .iter()
-            .map(|item| racer_final(item, &operation))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PortError::Permanent)?;
+            .into_iter()
+            .map(|item| from_item::<RacerFinalItem>(item).map(RacerFinal::from))
+            .collect::<Result<Vec<_>, _>>()?;
         // Sort keys order racer ids as strings (`racer#10` < `racer#9`); callers get id order.
         finals.sort_unstable_by_key(|f| f.racer_id);
         Ok(finals)
     }
 
     async fn bests(&self, key: BestsKey) -> Result<Option<SecondSeries>, PortError> {
-        self.read_series(&key).await
+        let item: Option<BestsItem> = self.get_item(&key, false).await?;
+        Ok(item.map(MergedItem::into_value))
     }
 
     async fn trace(&self, key: TraceKey) -> Result<Option<SecondSeries>, PortError> {
-        self.read_series(&key).await
-    }
-}
-
-impl DynamoTable {
-    async fn read_series<K>(&self, key: &K) -> Result<Option<SecondSeries>, PortError>
-    where
-        SecondSeries: Versioned<K>,
-    {
-        let (pk, sk) = SecondSeries::key(key);
-        let context = format!("{pk}/{sk}");
-        let item = self.get_item(pk, sk, false).await?;
-        item.map(|item| SecondSeries::from_item(&item, &context))
-            .transpose()
-            .map_err(PortError::Permanent)
+        let item: Option<TraceItem> = self.get_item(&key, false).await?;
+        Ok(item.map(MergedItem::into_value))
     }
 }
 
 /// Orders two DynamoDB numbers (leaderboard bests) as outputs; absent or malformed sorts first.
 fn compare_numbers(a: Option<&AttributeValue>, b: Option<&AttributeValue>) -> std::cmp::Ordering {
     let value = |v: Option<&AttributeValue>| match v {
-        Some(AttributeValue::N(text)) => crate::item::parse_output(text),
+        Some(AttributeValue::N(text)) => parse_output(text),
         _ => None,
     };
     value(a).cmp(&value(b))

@@ -4,39 +4,17 @@
 
 use std::fmt::Write as _;
 
-use alleycat_domain::{LeaderboardEntry, RaceKey, RacerFinal, SecondSeries, Standings};
-use alleycat_ports::{
-    BestsKey, FinalsRepair, ListObjects, Listed, PortError, RemoveStore, TraceKey,
+use alleycat_domain::{LeaderboardEntry, RacerFinal};
+use alleycat_ports::schema::{
+    ItemKey, LeaderboardItem, MergeKey, Merged, RacerFinalItem, TableItem,
 };
+use alleycat_ports::{FinalsRepair, ListObjects, Listed, PortError, RemoveStore};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::error::classify;
-use crate::item::{Item, n, s};
+use crate::item::{key_item, n, s, to_item};
 use crate::keys::{self, attr};
 use crate::{DynamoTable, S3Objects};
-
-/// `(pk, sk)` of each max-merged document, as [`crate::dynamo`] lays it out.
-trait Keyed {
-    fn item_key(&self) -> (String, String);
-}
-
-impl Keyed for RaceKey {
-    fn item_key(&self) -> (String, String) {
-        (keys::race_pk(*self), keys::STANDINGS_SK.to_owned())
-    }
-}
-
-impl Keyed for BestsKey {
-    fn item_key(&self) -> (String, String) {
-        (keys::racer_pk(self.racer_id), keys::bests_sk(self.class_id))
-    }
-}
-
-impl Keyed for TraceKey {
-    fn item_key(&self) -> (String, String) {
-        (keys::racer_pk(self.racer_id), keys::trace_sk(self.race))
-    }
-}
 
 /// A condition that every named attribute still holds its value, with its names and values.
 struct Still {
@@ -89,14 +67,13 @@ macro_rules! conditioned {
 }
 
 impl DynamoTable {
-    async fn delete_if(&self, pk: String, sk: String, still: Still) -> Result<(), PortError> {
-        let operation = format!("DynamoDB DeleteItem {}: {pk}/{sk}", self.table);
+    async fn delete_if(&self, key: ItemKey, still: Still) -> Result<(), PortError> {
+        let operation = format!("DynamoDB DeleteItem {}: {key}", self.table);
         let request = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk));
+            .set_key(Some(key_item(key)));
         conditioned!(request, still)
             .send()
             .await
@@ -105,21 +82,15 @@ impl DynamoTable {
     }
 }
 
-macro_rules! dynamo_remove_store {
-    ($key:ty, $value:ty) => {
-        impl RemoveStore<$key, $value> for DynamoTable {
-            async fn remove(&self, key: &$key, expected: &u64) -> Result<(), PortError> {
-                let (pk, sk) = key.item_key();
-                self.delete_if(pk, sk, Still::new(vec![(attr::VERSION, n(expected))]))
-                    .await
-            }
-        }
-    };
+impl<K: MergeKey + Sync> RemoveStore<K, Merged<K>> for DynamoTable
+where
+    Merged<K>: Default + Clone + Sync,
+{
+    async fn remove(&self, key: &K, expected: &u64) -> Result<(), PortError> {
+        let still = Still::new(vec![(attr::VERSION, n(expected))]);
+        self.delete_if(K::Item::key(key), still).await
+    }
 }
-
-dynamo_remove_store!(RaceKey, Standings);
-dynamo_remove_store!(BestsKey, SecondSeries);
-dynamo_remove_store!(TraceKey, SecondSeries);
 
 impl FinalsRepair for DynamoTable {
     async fn replace_record(
@@ -128,20 +99,13 @@ impl FinalsRepair for DynamoTable {
         entry: &LeaderboardEntry,
         expected: Option<&LeaderboardEntry>,
     ) -> Result<(), PortError> {
-        let (pk, sk) = (keys::class_pk(class_id), keys::racer_sk(entry.racer_id));
-        let operation = format!("DynamoDB PutItem {}: {pk}/{sk} (leaderboard)", self.table);
-        let item: Item = [
-            (keys::PK, s(pk)),
-            (keys::SK, s(sk)),
-            (attr::RACER_ID, n(entry.racer_id)),
-            (attr::NAME, s(entry.name.clone())),
-            (attr::BEST, n(entry.best)),
-            (attr::RACE_ID, n(entry.race_id)),
-            (attr::UPDATED_AT, n(entry.updated_at)),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
+        let key = LeaderboardItem::key_of(class_id, entry);
+        let operation = format!(
+            "DynamoDB PutItem {}: {} (leaderboard)",
+            self.table,
+            LeaderboardItem::key(&key)
+        );
+        let item = to_item(&key, &LeaderboardItem::from(entry))?;
         let request = self
             .client
             .put_item()
@@ -165,22 +129,18 @@ impl FinalsRepair for DynamoTable {
         class_id: u8,
         expected: &LeaderboardEntry,
     ) -> Result<(), PortError> {
-        let (pk, sk) = (keys::class_pk(class_id), keys::racer_sk(expected.racer_id));
-        self.delete_if(pk, sk, Still::of_record(expected)).await
+        let key = LeaderboardItem::key(&LeaderboardItem::key_of(class_id, expected));
+        self.delete_if(key, Still::of_record(expected)).await
     }
 
     async fn remove_final(&self, expected: &RacerFinal) -> Result<(), PortError> {
-        let race = RaceKey {
-            class_id: expected.class_id,
-            race_id: expected.race_id,
-        };
-        let (pk, sk) = (keys::race_pk(race), keys::racer_sk(expected.racer_id));
+        let key = RacerFinalItem::key(&RacerFinalItem::key_of(expected));
         let still = Still::new(vec![
             (attr::OUTPUT, n(expected.output)),
             (attr::FINISHED_AT, n(expected.finished_at)),
             (attr::NAME, s(expected.name.clone())),
         ]);
-        self.delete_if(pk, sk, still).await
+        self.delete_if(key, still).await
     }
 }
 

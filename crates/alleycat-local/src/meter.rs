@@ -50,6 +50,28 @@ pub struct LiveTally {
     pub last: Instant,
 }
 
+/// What a DynamoDB write is billed by: the sizes of the items it touched, as
+/// [`alleycat_cost::units::item_size`] counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DynamoDbWrite {
+    /// The item written; 0 for a delete, or a write its condition refused.
+    pub written: u64,
+    /// The item replaced or deleted, or the one that refused the condition (0: none).
+    pub replaced: u64,
+    /// Secondary indexes listing the written item: each holds a copy, written again.
+    pub indexes: u64,
+}
+
+impl DynamoDbWrite {
+    /// Write request units: the larger of the two items in 1 KB units, once for the table and
+    /// once more for each index copy of the written item. A refused conditional write still
+    /// takes the stored item's.
+    pub fn units(self) -> u64 {
+        units::dynamodb_write_units(self.written.max(self.replaced))
+            + self.indexes * units::dynamodb_write_units(self.written)
+    }
+}
+
 /// The running counts.
 #[derive(Debug)]
 pub struct Meter {
@@ -108,9 +130,9 @@ impl Meter {
         );
     }
 
-    /// A DynamoDB write of `units` write request units (index copies included).
-    pub fn dynamodb_write(&self, units: u64) {
-        add(&self.dynamodb_write_units, units);
+    /// A DynamoDB write, in write request units ([`DynamoDbWrite::units`]).
+    pub fn dynamodb_write(&self, write: DynamoDbWrite) {
+        add(&self.dynamodb_write_units, write.units());
     }
 
     /// A DynamoDB read returning `bytes` of items.
@@ -257,6 +279,25 @@ mod tests {
         );
         assert_eq!(memory_mb("history-merger"), 1024);
         assert_eq!(memory_mb("race-aggregator"), 256);
+    }
+
+    #[test]
+    fn a_write_bills_the_larger_item_and_each_index_copy() {
+        let meter = Meter::default();
+        // A 1.5 KB item over a 2.5 KB one, listed by one index: 3 units, then 2 for the copy.
+        meter.dynamodb_write(DynamoDbWrite {
+            written: 1536,
+            replaced: 2560,
+            indexes: 1,
+        });
+        // Refused by a 100-byte item, and a delete of one: 1 unit each.
+        for _ in 0..2 {
+            meter.dynamodb_write(DynamoDbWrite {
+                replaced: 100,
+                ..DynamoDbWrite::default()
+            });
+        }
+        assert_eq!(meter.usage(1, 0).dynamodb_write_units, 3 + 2 + 1 + 1);
     }
 
     #[test]

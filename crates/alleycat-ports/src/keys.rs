@@ -1,7 +1,8 @@
 //! The single table's key schema: every key, index and attribute name, in one place.
 //!
-//! Shared by the DynamoDB adapter (`alleycat-aws`), the embedded stack's table and the publisher,
-//! which reads stream images; the SAM template mirrors them, so change them together.
+//! The items themselves, and so the type of each attribute, are the structs of
+//! [`crate::schema`]; these are the names the stores' conditions and queries refer to. The SAM
+//! template mirrors them, so change them together.
 //!
 //! | item | `pk` | `sk` |
 //! |---|---|---|
@@ -12,22 +13,22 @@
 //! | racer trace | `racer#<racerId>` | `race#<classId>#<raceId>` |
 //! | racer claim | `racer#<racerId>` | `claim` |
 //!
-//! Standings also carry `gsi1pk = class#<classId>#races` and `gsi1sk = raceId` (a number) for
-//! index [`GSI1`] (a class's latest races); leaderboard rows carry `best`, the range key of the
-//! local secondary index [`BY_BEST`] (a class's leaderboard, best first). Claims carry
-//! [`attr::TTL`], the table's time-to-live attribute: the only items that expire.
+//! Standings also carry `gsi1pk = class#<classId>#races` and `gsi1sk = raceId` (a number, so races
+//! sort numerically) for index [`GSI1`] (a class's latest races); leaderboard rows carry `best`,
+//! the range key of the local secondary index [`BY_BEST`] (a class's leaderboard, best first).
+//! Claims carry [`attr::TTL`], the table's time-to-live attribute: the only items that expire.
 
 use alleycat_domain::RaceKey;
 
-/// Partition key attribute (S).
+/// Partition key attribute.
 pub const PK: &str = "pk";
-/// Sort key attribute (S).
+/// Sort key attribute.
 pub const SK: &str = "sk";
 /// Global secondary index listing a class's races by race id.
 pub const GSI1: &str = "gsi1";
-/// Partition key of [`GSI1`] (S).
+/// Partition key of [`GSI1`].
 pub const GSI1_PK: &str = "gsi1pk";
-/// Sort key of [`GSI1`] (N): the race id, so races sort numerically.
+/// Sort key of [`GSI1`]: the race id.
 pub const GSI1_SK: &str = "gsi1sk";
 /// Local secondary index ranking a class's leaderboard rows by best output.
 pub const BY_BEST: &str = "byBest";
@@ -39,37 +40,38 @@ pub const CLAIM_SK: &str = "claim";
 /// Sort-key prefix of racer finals (under a race) and leaderboard rows (under a class).
 pub const RACER_PREFIX: &str = "racer#";
 
-/// Attribute names (camelCase, as the original sample's items).
+/// Attribute names (camelCase, as the original sample's items); [`crate::schema`]'s tests hold its
+/// structs to them.
 pub mod attr {
-    /// Class id (N).
+    /// Class id.
     pub const CLASS_ID: &str = "classId";
-    /// Race id (N).
+    /// Race id.
     pub const RACE_ID: &str = "raceId";
-    /// Racer id (N).
+    /// Racer id.
     pub const RACER_ID: &str = "racerId";
-    /// Standings: racer id (as a string) → best output (M of N).
+    /// Standings: racer id → best output.
     pub const RESULTS: &str = "results";
-    /// Epoch milliseconds of the last write (N).
+    /// Epoch milliseconds of the last write.
     pub const UPDATED_AT: &str = "updatedAt";
-    /// Optimistic-concurrency version of a max-merged item (N).
+    /// Optimistic-concurrency version of a max-merged item.
     pub const VERSION: &str = "version";
-    /// Racer name (S).
+    /// Racer name.
     pub const NAME: &str = "name";
-    /// Final output (N).
+    /// Final output.
     pub const OUTPUT: &str = "output";
-    /// Device time of a final (N).
+    /// Device time of a final.
     pub const FINISHED_AT: &str = "finishedAt";
-    /// Leaderboard best output (N); range key of [`super::BY_BEST`].
+    /// Leaderboard best output; range key of [`super::BY_BEST`].
     pub const BEST: &str = "best";
-    /// Per-second outputs, second 1 first (L of N or NULL).
+    /// Per-second outputs, second 1 first.
     pub const SECONDS: &str = "seconds";
-    /// Claim: the holder's identity (S).
+    /// Claim: the holder's identity.
     pub const IDENTITY_ID: &str = "identityId";
-    /// Claim: first claim of this holder's tenure, epoch milliseconds (N).
+    /// Claim: first claim of this holder's tenure, epoch milliseconds.
     pub const CLAIMED_AT: &str = "claimedAt";
-    /// Claim: when it lapses unless renewed, epoch milliseconds (N).
+    /// Claim: when it lapses unless renewed, epoch milliseconds.
     pub const EXPIRES_AT: &str = "expiresAt";
-    /// The table's time-to-live attribute, epoch seconds (N): a lapsed claim's `expiresAt`, so
+    /// The table's time-to-live attribute, epoch seconds: a lapsed claim's `expiresAt`, so
     /// DynamoDB deletes lapsed claims in its own time (reads never rely on it).
     pub const TTL: &str = "ttl";
 }

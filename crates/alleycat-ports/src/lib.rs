@@ -13,6 +13,7 @@ pub mod objects;
 pub mod realtime;
 pub mod repair;
 pub mod retry;
+pub mod schema;
 mod shared;
 pub mod table;
 

@@ -38,10 +38,10 @@ use alleycat_domain::{RaceKey, Standings};
 use alleycat_lambda::env::{Env, EnvError};
 use alleycat_lambda::{BatchFailures, Metrics};
 use alleycat_ports::keys::{STANDINGS_SK, race_pk};
+use alleycat_ports::schema::{ItemKey, StandingsItem};
 use alleycat_ports::{Publisher, RetryPolicy, retry};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use serde::Deserialize;
 use tokio::time::Instant;
 
 /// The `Function` dimension of this function's metrics.
@@ -270,25 +270,9 @@ enum Change {
     Malformed(String),
 }
 
-/// The table's key attributes, present on every record whatever the stream view.
-#[derive(Deserialize)]
-struct ItemKey {
-    pk: String,
-    sk: String,
-}
-
-/// The attributes of a standings item the realtime message carries (others are ignored).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StandingsImage {
-    class_id: u8,
-    race_id: u64,
-    results: Standings,
-    updated_at: u64,
-}
-
 impl Change {
     fn of(record: EventRecord) -> Self {
+        // The key attributes are on every record whatever the stream view.
         let Ok(key) = serde_dynamo::from_item::<_, ItemKey>(record.change.keys) else {
             return Self::Ignored;
         };
@@ -298,14 +282,11 @@ impl Change {
         if !matches!(record.event_name.as_str(), "INSERT" | "MODIFY") {
             return Self::Ignored;
         }
-        let image: StandingsImage = match serde_dynamo::from_item(record.change.new_image) {
+        let image: StandingsItem = match serde_dynamo::from_item(record.change.new_image) {
             Ok(image) => image,
             Err(error) => return Self::Malformed(format!("{}: {error}", key.pk)),
         };
-        let race = RaceKey {
-            class_id: image.class_id,
-            race_id: image.race_id,
-        };
+        let race = image.race();
         if !(1..=MAX_CLASS_ID).contains(&i64::from(race.class_id)) {
             return Self::Malformed(format!(
                 "{}: classId {} is not a class",
