@@ -97,7 +97,10 @@ impl DynamoTable {
         I::Value: Clone,
     {
         let version = expected.map_or(1, |version| version + 1);
-        let item = to_item(key, &I::new(key, value.clone(), version, alleycat_lambda::now_ms()))?;
+        let item = to_item(
+            key,
+            &I::new(key, value.clone(), version, alleycat_lambda::now_ms()),
+        )?;
         let operation = format!(
             "DynamoDB PutItem {}: {} ({})",
             self.table,

@@ -288,10 +288,10 @@ impl<F: Function> Firehose<F> {
                 GzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::default());
             gzip.write_all(data).and_then(|()| gzip.finish())
         })
-            .map_err(|source| LocalError::Io {
-                path: self.delivery.root().join(&key),
-                source,
-            })?;
+        .map_err(|source| LocalError::Io {
+            path: self.delivery.root().join(&key),
+            source,
+        })?;
         let size = bytes.len() as u64;
         let etag = self
             .delivery
