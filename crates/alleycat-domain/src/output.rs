@@ -50,7 +50,46 @@ impl Output {
     pub fn as_f64(self) -> f64 {
         f64::from(self.0) / f64::from(Self::SCALE)
     }
+
+    /// Appends the output as JSON: exactly what serde_json writes for [`Self::as_f64`] (`151.788`,
+    /// `151.0`, `0.0001`), but from the integer, without the float formatter (a fifth of the
+    /// transformer's time went into formatting its three floats).
+    ///
+    /// Why it is the same text: `n / 10^4` is the double nearest the decimal, a decimal of at most
+    /// 10 significant digits, and decimals of up to 15 significant digits map to distinct doubles;
+    /// so the shortest text that reads back as the double is the decimal itself without trailing
+    /// zeros, which serde_json (ryu) writes in plain notation for every magnitude an `Output` has
+    /// (at most 4 zeros after the point, at most 6 digits before it), with `.0` for whole numbers.
+    pub fn write_json(self, out: &mut Vec<u8>) {
+        let whole = self.0 / Self::SCALE;
+        let mut frac = self.0 % Self::SCALE;
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        if frac == 0 {
+            out.extend_from_slice(b".0");
+            return;
+        }
+        let mut digits = 4;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            digits -= 1;
+        }
+        // `frac` has at most `digits` digits; leading zeros restore the ones it lost.
+        let mut text = [b'.', b'0', b'0', b'0', b'0'];
+        let mut at = digits;
+        while frac > 0 {
+            // A single digit: the cast cannot truncate.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (frac % 10) as u8;
+            text[at] = b'0' + digit;
+            frac /= 10;
+            at -= 1;
+        }
+        out.extend_from_slice(&text[..=digits]);
+    }
 }
+
+#[cfg(test)]
+mod tests;
 
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
