@@ -35,7 +35,7 @@ pub use message::{DeviceMessage, Event, MessageText, Reading, Rejection};
 pub use output::Output;
 pub use race::{RaceClock, RaceKey};
 #[doc(hidden)]
-pub use scan::find_string_stop;
+pub use scan::string_len;
 pub use series::SecondSeries;
 pub use standings::{DEFAULT_MAX_RACERS_PER_RACE, Standings, StandingsBatch};
 pub use trust::{Claim, Plausibility, Taken, check_holder};

@@ -545,7 +545,7 @@ fn write_json_f64(out: &mut Vec<u8>, value: f64) {
 }
 
 /// Writes `scaled / 10^decimals` with exactly `decimals` decimals, or `.0` for none.
-fn write_fixed(out: &mut Vec<u8>, scaled: u64, decimals: usize) {
+pub(crate) fn write_fixed(out: &mut Vec<u8>, scaled: u64, decimals: usize) {
     let mut int = itoa::Buffer::new();
     if decimals == 0 {
         out.extend_from_slice(int.format(scaled).as_bytes());

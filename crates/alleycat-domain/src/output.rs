@@ -61,30 +61,13 @@ impl Output {
     /// zeros, which serde_json (ryu) writes in plain notation for every magnitude an `Output` has
     /// (at most 4 zeros after the point, at most 6 digits before it), with `.0` for whole numbers.
     pub fn write_json(self, out: &mut Vec<u8>) {
-        let whole = self.0 / Self::SCALE;
-        let mut frac = self.0 % Self::SCALE;
-        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
-        if frac == 0 {
-            out.extend_from_slice(b".0");
-            return;
+        let mut units = u64::from(self.0);
+        let mut decimals = 4;
+        while decimals > 0 && units.is_multiple_of(10) {
+            units /= 10;
+            decimals -= 1;
         }
-        let mut digits = 4;
-        while frac.is_multiple_of(10) {
-            frac /= 10;
-            digits -= 1;
-        }
-        // `frac` has at most `digits` digits; leading zeros restore the ones it lost.
-        let mut text = [b'.', b'0', b'0', b'0', b'0'];
-        let mut at = digits;
-        while frac > 0 {
-            // A single digit: the cast cannot truncate.
-            #[allow(clippy::cast_possible_truncation)]
-            let digit = (frac % 10) as u8;
-            text[at] = b'0' + digit;
-            frac /= 10;
-            at -= 1;
-        }
-        out.extend_from_slice(&text[..=digits]);
+        crate::message::write_fixed(out, units, decimals);
     }
 }
 

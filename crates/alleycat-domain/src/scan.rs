@@ -50,7 +50,7 @@ const fn string_stops(word: u64) -> u64 {
 /// or a non-ASCII byte), eight bytes at a time: uuids, names, and the transformer's record ids
 /// are long enough for this to matter (a byte loop took a fifth of the message scan), and too
 /// short for a SIMD search's setup to pay (`memchr` measured slower on them).
-pub fn find_string_stop(bytes: &[u8]) -> Option<usize> {
+fn find_string_stop(bytes: &[u8]) -> Option<usize> {
     let mut chunks = bytes.chunks_exact(8);
     let mut at = 0;
     for chunk in &mut chunks {
@@ -65,6 +65,21 @@ pub fn find_string_stop(bytes: &[u8]) -> Option<usize> {
     tail.iter()
         .position(|&b| STRING_STOP[usize::from(b)])
         .map(|i| at + i)
+}
+
+/// The length of a JSON string's text (`rest` starts after its opening quote) up to its closing
+/// quote, and whether it is ASCII; `None` if an escape or a control character comes first (or no
+/// quote at all). What a fast scanner accepts as a string: here and in the transformer's
+/// envelope scanner.
+pub fn string_len(rest: &[u8]) -> Option<(usize, bool)> {
+    let mut len = find_string_stop(rest)?;
+    let ascii = rest[len] < 0x80;
+    if !ascii {
+        len += rest[len..]
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
+    }
+    (rest[len] == b'"').then_some((len, ascii))
 }
 
 enum Number {
@@ -97,19 +112,9 @@ impl<'a> Scanner<'a> {
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.pos;
-        let rest = &self.bytes[start..];
-        let mut len = find_string_stop(rest)?;
-        let ascii = rest[len] < 0x80;
-        if !ascii {
-            len += rest[len..]
-                .iter()
-                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
-        }
-        // Only the closing quote may end the string on the fast path.
-        (rest[len] == b'"').then(|| {
-            self.pos = start + len + 1;
-            (&rest[..len], ascii)
-        })
+        let (len, ascii) = string_len(&self.bytes[start..])?;
+        self.pos = start + len + 1;
+        Some((&self.bytes[start..start + len], ascii))
     }
 
     /// A string without escapes or control characters, borrowed.
@@ -515,3 +520,6 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<(DeviceMessage<'_>, Option<LinePrefix
     };
     Some((message, prefix))
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@
 //! (`KinesisFirehoseEventRecord`, `LenientFirehoseEvent`), made stricter wherever matching them
 //! exactly would be work; property tests hold the two paths to the same bytes and metrics.
 
-use alleycat_domain::{Plausibility, Reading, Rejection, find_string_stop};
+use alleycat_domain::{Plausibility, Reading, Rejection, string_len};
 use base64_simd::STANDARD;
 
 use crate::{RESULT_OK, RESULT_PROCESSING_FAILED};
@@ -229,18 +229,9 @@ impl<'a> Scanner<'a> {
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.byte(b'"')?;
         let start = self.pos;
-        let rest = &self.bytes[start..];
-        let mut len = find_string_stop(rest)?;
-        let ascii = rest[len] < 0x80;
-        if !ascii {
-            len += rest[len..]
-                .iter()
-                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
-        }
-        (rest[len] == b'"').then(|| {
-            self.pos = start + len + 1;
-            (&rest[..len], ascii)
-        })
+        let (len, ascii) = string_len(&self.bytes[start..])?;
+        self.pos = start + len + 1;
+        Some((&self.bytes[start..start + len], ascii))
     }
 
     /// The text of a string up to its closing quote, unchecked: the base64 `data`, which
@@ -557,30 +548,5 @@ mod tests {
             let reference = base64::engine::general_purpose::STANDARD.encode(&bytes);
             prop_assert_eq!(&simd[6..], reference.as_bytes());
         }
-    }
-
-    #[test]
-    fn string_stops_find_the_first_stop_byte() {
-        for len in 0..20 {
-            for stop in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xff] {
-                for at in 0..=len {
-                    let mut bytes = vec![b'a'; len];
-                    // Noise after the first stop must not move it.
-                    bytes.extend([b'\\', 0x01, b'"', 0xc3]);
-                    if at < len {
-                        bytes[at] = stop;
-                    }
-                    assert_eq!(find_string_stop(&bytes), Some(at), "{len} {stop} {at}");
-                }
-            }
-        }
-        for byte in 0..=255u8 {
-            let mut bytes = [b' '; 8];
-            bytes[3] = byte;
-            let stop = !(0x20..0x80).contains(&byte) || byte == b'"' || byte == b'\\';
-            let expected = stop.then_some(3);
-            assert_eq!(find_string_stop(&bytes), expected, "{byte}");
-        }
-        assert_eq!(find_string_stop(b"abcdefghij"), None);
     }
 }
