@@ -2,9 +2,9 @@
 // compares ours with: base64-decode, JSON.parse, add `output`, JSON.stringify + "\n", base64.
 //
 // Usage: node bench/original/transformer.mjs $TMPDIR/alleycat-bench/firehose-500.json
-// (the file is written by `cargo bench -p transformer`). Prints the median of timed runs after
-// 3 warm-up runs, for the handler's own work and for the whole invocation (event text in,
-// response text out).
+// (the file is written by `cargo bench -p transformer`; `bench/original/compare.sh` runs both).
+// Prints the median of timed runs after 3 warm-up runs, for the handler's own work and for the
+// whole invocation (event text in, response text out).
 import { readFileSync } from "node:fs";
 
 const handler = (event) => {

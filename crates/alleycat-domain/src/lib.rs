@@ -31,9 +31,11 @@ pub use delivery::{DeliveryStats, decode_delivery};
 pub use history::{ClassHistory, DEFAULT_TOP_K, HistoryError};
 pub use leaderboard::{LeaderboardEntry, RacerFinal};
 pub use merge::MaxMerge;
-pub use message::{DeviceMessage, Event, Reading, Rejection};
+pub use message::{DeviceMessage, Event, MessageText, Reading, Rejection};
 pub use output::Output;
 pub use race::{RaceClock, RaceKey};
+#[doc(hidden)]
+pub use scan::string_len;
 pub use series::SecondSeries;
 pub use standings::{DEFAULT_MAX_RACERS_PER_RACE, Standings, StandingsBatch};
 pub use trust::{Claim, Plausibility, Taken, check_holder};

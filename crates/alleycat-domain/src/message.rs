@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::output::Output;
 use crate::race::{RaceClock, RaceKey};
+use crate::scan::LinePrefix;
 
 /// Highest valid class id (classes are 1–6).
 pub const MAX_CLASS_ID: i64 = 6;
@@ -232,17 +233,22 @@ impl<'a> DeviceMessage<'a> {
     /// invalid message) goes through serde_json, which gives the same result and the precise
     /// error.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Rejection> {
-        if let Some(message) = crate::scan::scan(bytes) {
-            return Ok(message);
+        Self::parse_with_prefix(bytes).map(|(message, _)| message)
+    }
+
+    /// [`Self::parse`], with where the text is already its line's (fast path only).
+    fn parse_with_prefix(bytes: &'a [u8]) -> Result<(Self, Option<LinePrefix>), Rejection> {
+        if let Some(scanned) = crate::scan::scan(bytes) {
+            return Ok(scanned);
         }
-        Self::parse_with_serde(bytes)
+        Ok((Self::parse_with_serde(bytes)?, None))
     }
 
     /// The fast path alone: `None` where it defers to serde_json. Exposed only so tests can check
     /// which messages it covers.
     #[doc(hidden)]
     pub fn parse_fast_path(bytes: &'a [u8]) -> Option<Self> {
-        crate::scan::scan(bytes)
+        crate::scan::scan(bytes).map(|(message, _)| message)
     }
 
     /// The reference parser: serde_json alone. Public so tests and benchmarks can compare the fast
@@ -314,6 +320,21 @@ impl<'a> DeviceMessage<'a> {
     }
 }
 
+/// A message's text as [`Reading::from_json_keeping_text`] read it: the bytes, and how much of
+/// them is already the line's text.
+#[derive(Clone, Copy, Debug)]
+pub struct MessageText<'a> {
+    bytes: &'a [u8],
+    prefix: Option<LinePrefix>,
+}
+
+impl MessageText<'_> {
+    /// Whether the line copies the message's text up to `resistance` rather than writing it.
+    pub fn is_copied(&self) -> bool {
+        self.prefix.is_some()
+    }
+}
+
 /// A validated message with its output: the unit every function works on.
 ///
 /// Serializes (camelCase, compact) as the original message plus `output`, which is exactly the
@@ -362,6 +383,16 @@ impl<'a> Reading<'a> {
         DeviceMessage::parse(bytes)?.validate(clock)
     }
 
+    /// [`Self::from_json`], keeping the message's text so that [`Self::write_json_line_from`] can
+    /// copy the part of it that is already the line's: the transformer's hot path.
+    pub fn from_json_keeping_text(
+        bytes: &'a [u8],
+        clock: RaceClock,
+    ) -> Result<(Self, MessageText<'a>), Rejection> {
+        let (message, prefix) = DeviceMessage::parse_with_prefix(bytes)?;
+        Ok((message.validate(clock)?, MessageText { bytes, prefix }))
+    }
+
     /// The race this reading belongs to.
     pub fn race(&self) -> RaceKey {
         RaceKey {
@@ -373,10 +404,11 @@ impl<'a> Reading<'a> {
     /// Appends this reading as one compact JSON line (`\n`-terminated) to `out`.
     ///
     /// Byte for byte what `serde_json` writes for this struct (a test holds it to that), but
-    /// written directly: this is the transformer's per-record hot path.
+    /// written directly: this is the transformer's per-record hot path. The output is written
+    /// from its fixed-point integer ([`Output::write_json`]), and cadence and resistance, which
+    /// devices send with a decimal or two, without the float formatter.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
         let mut int = itoa::Buffer::new();
-        let mut float = ryu::Buffer::new();
         out.reserve(240 + self.name.len());
         out.push(b'{');
         if let Some(uuid) = &self.uuid {
@@ -399,20 +431,45 @@ impl<'a> Reading<'a> {
         out.extend_from_slice(int.format(self.racer_id).as_bytes());
         out.extend_from_slice(b",\"classId\":");
         out.extend_from_slice(int.format(self.class_id).as_bytes());
-        // Validated readings hold finite numbers, which is all `format_finite` needs.
         out.extend_from_slice(b",\"cadence\":");
-        out.extend_from_slice(float.format_finite(self.cadence).as_bytes());
+        write_json_f64(out, self.cadence);
         out.extend_from_slice(b",\"resistance\":");
-        out.extend_from_slice(float.format_finite(self.resistance).as_bytes());
+        write_json_f64(out, self.resistance);
+        self.write_json_line_rest(out);
+    }
+
+    /// [`Self::write_json_line`] for a reading parsed from `text` ([`Self::from_json_keeping_text`],
+    /// its fields up to `resistance` unchanged since): the same bytes, but where the message was
+    /// written as the line writes it (the usual case: a device's compact message, keys in the
+    /// line's order), its text up to `resistance` is copied instead of formatted field by field.
+    pub fn write_json_line_from(&self, text: &MessageText<'_>, out: &mut Vec<u8>) {
+        let Some(prefix) = text.prefix else {
+            return self.write_json_line(out);
+        };
+        let bytes = text.bytes;
+        out.reserve(prefix.resistance_end + 128);
+        out.extend_from_slice(&bytes[..prefix.cadence_end]);
+        if prefix.cadence_whole {
+            out.extend_from_slice(b".0");
+        }
+        out.extend_from_slice(&bytes[prefix.cadence_end..prefix.resistance_end]);
+        if prefix.resistance_whole {
+            out.extend_from_slice(b".0");
+        }
+        self.write_json_line_rest(out);
+    }
+
+    /// The line after `resistance`.
+    fn write_json_line_rest(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"output\":");
-        out.extend_from_slice(float.format_finite(self.output.as_f64()).as_bytes());
+        self.output.write_json(out);
         if let Some(identity) = &self.identity_id {
             out.extend_from_slice(b",\"identityId\":");
             write_json_string(out, identity);
         }
         if let Some(arrived_at) = self.arrived_at {
             out.extend_from_slice(b",\"arrivedAt\":");
-            out.extend_from_slice(int.format(arrived_at).as_bytes());
+            out.extend_from_slice(itoa::Buffer::new().format(arrived_at).as_bytes());
         }
         out.extend_from_slice(b"}\n");
     }
@@ -439,13 +496,76 @@ impl<'a> Reading<'a> {
 
 /// Writes `text` as a JSON string: copied as is unless it needs escaping, which serde_json does.
 fn write_json_string(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+    // No early exit (hence `|`, not `||`), so the check runs over whole vectors: names and uuids
+    // almost never need escaping, and are short.
+    #[allow(clippy::needless_bitwise_bool)]
+    let escapes = text.bytes().fold(false, |any, b| {
+        any | (b == b'"') | (b == b'\\') | (b < 0x20)
+    });
+    if escapes {
         serde_json::to_writer(&mut *out, text).expect("a string always serializes");
     } else {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
     }
+}
+
+/// Exact powers of ten as doubles, for [`write_json_f64`].
+const POW10: [f64; 6] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5];
+
+/// Writes a finite `value` as ryu does (the shortest text that reads back as the same double:
+/// `74.2`, `74.0`, `0.05`; serde_json's text for every cadence and resistance), quickly for what
+/// devices send: non-negative numbers below
+/// 10^9 with at most 5 decimals. Anything else goes to ryu.
+///
+/// Why it is the same text: the smallest `k` for which the decimal `m / 10^k`, `m` the nearest
+/// integer to `value × 10^k`, reads back as `value` gives the fewest significant digits; reading
+/// back is one correctly rounded division (`m` < 2^53 and `10^k` are exact doubles); with at most
+/// 14 significant digits that decimal is the only one of its length that reads back as `value`,
+/// so it is ryu's; and ryu writes such numbers in plain notation (at most 4 zeros after the
+/// point, fewer than 17 digits before it), `.0` after whole ones.
+fn write_json_f64(out: &mut Vec<u8>, value: f64) {
+    if value.is_sign_positive() && value < 1e9 {
+        for (k, &scale) in POW10.iter().enumerate() {
+            let scaled = (value * scale).round();
+            // Exactly equal: the decimal reads back as this very double.
+            #[allow(clippy::float_cmp)]
+            let reads_back = scaled / scale == value;
+            if reads_back {
+                // Below 10^14 and whole: the cast is exact.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let scaled = scaled as u64;
+                write_fixed(out, scaled, k);
+                return;
+            }
+        }
+    }
+    out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+}
+
+/// Writes `scaled / 10^decimals` with exactly `decimals` decimals, or `.0` for none.
+pub(crate) fn write_fixed(out: &mut Vec<u8>, scaled: u64, decimals: usize) {
+    let mut int = itoa::Buffer::new();
+    if decimals == 0 {
+        out.extend_from_slice(int.format(scaled).as_bytes());
+        out.extend_from_slice(b".0");
+        return;
+    }
+    let scale = 10u64.pow(u32::try_from(decimals).unwrap_or(0));
+    out.extend_from_slice(int.format(scaled / scale).as_bytes());
+    let mut frac = scaled % scale;
+    let mut text = [b'.', b'0', b'0', b'0', b'0', b'0'];
+    let mut at = decimals;
+    while frac > 0 {
+        // A single digit: the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation)]
+        let digit = (frac % 10) as u8;
+        text[at] = b'0' + digit;
+        frac /= 10;
+        at -= 1;
+    }
+    out.extend_from_slice(&text[..=decimals]);
 }
 
 impl fmt::Display for Reading<'_> {
@@ -457,3 +577,6 @@ impl fmt::Display for Reading<'_> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

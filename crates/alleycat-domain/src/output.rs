@@ -50,7 +50,29 @@ impl Output {
     pub fn as_f64(self) -> f64 {
         f64::from(self.0) / f64::from(Self::SCALE)
     }
+
+    /// Appends the output as JSON: exactly what serde_json writes for [`Self::as_f64`] (`151.788`,
+    /// `151.0`, `0.0001`), but from the integer, without the float formatter (a fifth of the
+    /// transformer's time went into formatting its three floats).
+    ///
+    /// Why it is the same text: `n / 10^4` is the double nearest the decimal, a decimal of at most
+    /// 10 significant digits, and decimals of up to 15 significant digits map to distinct doubles;
+    /// so the shortest text that reads back as the double is the decimal itself without trailing
+    /// zeros, which serde_json (ryu) writes in plain notation for every magnitude an `Output` has
+    /// (at most 4 zeros after the point, at most 6 digits before it), with `.0` for whole numbers.
+    pub fn write_json(self, out: &mut Vec<u8>) {
+        let mut units = u64::from(self.0);
+        let mut decimals = 4;
+        while decimals > 0 && units.is_multiple_of(10) {
+            units /= 10;
+            decimals -= 1;
+        }
+        crate::message::write_fixed(out, units, decimals);
+    }
 }
+
+#[cfg(test)]
+mod tests;
 
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -17,18 +17,70 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Bytes that end the fast scan of a string: the closing quote, an escape, a control character.
+/// Bytes that end the scan of a string: the closing quote, an escape, a control character, and
+/// any non-ASCII byte (which sends the string to UTF-8 validation).
 const STRING_STOP: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
+    while byte < 256 {
+        table[byte] =
+            byte < 0x20 || byte >= 0x80 || byte == b'"' as usize || byte == b'\\' as usize;
         byte += 1;
     }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
     table
 };
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in the bytes of `word` (little-endian) that are in [`STRING_STOP`]. The lowest
+/// flagged byte is always exact (false positives can only follow a true one), which is all the
+/// search needs.
+const fn string_stops(word: u64) -> u64 {
+    let quote = word ^ (LO * b'"' as u64);
+    let backslash = word ^ (LO * b'\\' as u64);
+    ((quote.wrapping_sub(LO) & !quote)
+        | (backslash.wrapping_sub(LO) & !backslash)
+        | (word.wrapping_sub(LO * 0x20) & !word)
+        | word)
+        & HI
+}
+
+/// Index of the first [`STRING_STOP`] byte of `bytes` (a quote, a backslash, a control character
+/// or a non-ASCII byte), eight bytes at a time: uuids, names, and the transformer's record ids
+/// are long enough for this to matter (a byte loop took a fifth of the message scan), and too
+/// short for a SIMD search's setup to pay (`memchr` measured slower on them).
+fn find_string_stop(bytes: &[u8]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let stops = string_stops(word);
+        if stops != 0 {
+            return Some(at + (stops.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| STRING_STOP[usize::from(b)])
+        .map(|i| at + i)
+}
+
+/// The length of a JSON string's text (`rest` starts after its opening quote) up to its closing
+/// quote, and whether it is ASCII; `None` if an escape or a control character comes first (or no
+/// quote at all). What a fast scanner accepts as a string: here and in the transformer's
+/// envelope scanner.
+pub fn string_len(rest: &[u8]) -> Option<(usize, bool)> {
+    let mut len = find_string_stop(rest)?;
+    let ascii = rest[len] < 0x80;
+    if !ascii {
+        len += rest[len..]
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
+    }
+    (rest[len] == b'"').then_some((len, ascii))
+}
 
 enum Number {
     Int(i64),
@@ -60,13 +112,9 @@ impl<'a> Scanner<'a> {
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.pos;
-        let len = self.bytes[start..]
-            .iter()
-            .position(|&b| STRING_STOP[usize::from(b)])?;
-        let text = &self.bytes[start..start + len];
+        let (len, ascii) = string_len(&self.bytes[start..])?;
         self.pos = start + len + 1;
-        // Only the closing quote may end the string on the fast path.
-        (self.bytes[start + len] == b'"').then_some((text, text.is_ascii()))
+        Some((&self.bytes[start..start + len], ascii))
     }
 
     /// A string without escapes or control characters, borrowed.
@@ -74,28 +122,39 @@ impl<'a> Scanner<'a> {
         std::str::from_utf8(self.raw_string()?.0).ok()
     }
 
+    /// A string as [`Self::string`], or `null` (the inner `None`; the outer one, as everywhere
+    /// here, defers to serde_json).
+    #[allow(clippy::option_option)]
+    fn string_or_null(&mut self) -> Option<Option<&'a str>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null").map(|()| None)
+        } else {
+            self.string().map(Some)
+        }
+    }
+
     /// A key, as bytes. Known keys are matched whole against the input (one comparison instead of
     /// a byte loop); other keys are scanned, and only non-ASCII ones need UTF-8 checking.
     fn key(&mut self) -> Option<&'a [u8]> {
         self.skip_ws();
         let rest = self.bytes.get(self.pos..)?;
-        let candidates: &[&'static [u8]] = match rest.get(1)? {
-            b'a' => &[b"\"arrivedAt\""],
-            b'c' => &[b"\"classId\"", b"\"cadence\""],
-            b'd' => &[b"\"deviceTimestamp\""],
-            b'e' => &[b"\"event\""],
-            b'i' => &[b"\"identityId\""],
-            b'n' => &[b"\"name\""],
-            b'r' => &[b"\"racerId\"", b"\"raceId\"", b"\"resistance\""],
-            b's' => &[b"\"second\""],
-            b'u' => &[b"\"uuid\""],
-            _ => &[],
+        let known = match rest.get(1)? {
+            b'a' => quoted(rest, b"\"arrivedAt\""),
+            b'c' => quoted(rest, b"\"classId\"").or_else(|| quoted(rest, b"\"cadence\"")),
+            b'd' => quoted(rest, b"\"deviceTimestamp\""),
+            b'e' => quoted(rest, b"\"event\""),
+            b'i' => quoted(rest, b"\"identityId\""),
+            b'n' => quoted(rest, b"\"name\""),
+            b'r' => quoted(rest, b"\"racerId\"")
+                .or_else(|| quoted(rest, b"\"raceId\""))
+                .or_else(|| quoted(rest, b"\"resistance\"")),
+            b's' => quoted(rest, b"\"second\""),
+            b'u' => quoted(rest, b"\"uuid\""),
+            _ => None,
         };
-        for quoted in candidates {
-            if rest.starts_with(quoted) {
-                self.pos += quoted.len();
-                return Some(&quoted[1..quoted.len() - 1]);
-            }
+        if let Some(key) = known {
+            self.pos += key.len() + 2;
+            return Some(key);
         }
         let (key, ascii) = self.raw_string()?;
         (ascii || std::str::from_utf8(key).is_ok()).then_some(key)
@@ -220,6 +279,146 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Where a message's text is already the start of its line ([`crate::Reading::write_json_line`]),
+/// so that the line can copy it instead of formatting every field again: the message starts
+/// with `{`, then holds `uuid` (optional), `event`, `deviceTimestamp`, `second`, `raceId`,
+/// `name`, `racerId`, `classId`, `cadence` and `resistance` in that order, written compactly
+/// (no whitespace), each value already in the line's form. Strings without escapes and JSON
+/// integers are; cadence and resistance must be decimals as ryu writes them, or whole numbers,
+/// which only lack the `.0` the line adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LinePrefix {
+    /// End of the cadence's text.
+    pub cadence_end: usize,
+    /// Whether the line adds `.0` to the cadence.
+    pub cadence_whole: bool,
+    /// End of the resistance's text: the prefix ends there.
+    pub resistance_end: usize,
+    /// Whether the line adds `.0` to the resistance.
+    pub resistance_whole: bool,
+}
+
+/// Keys of the line up to `resistance` (`uuid` may be missing).
+const LINE_KEYS: usize = 10;
+
+/// Where `key` is in the line's order up to `resistance`, or [`LINE_KEYS`] if it is not there.
+/// (A `match`, so that it compiles to a few loads rather than calls to `memcmp`.)
+fn line_position(key: &[u8]) -> usize {
+    match key {
+        b"uuid" => 0,
+        b"event" => 1,
+        b"deviceTimestamp" => 2,
+        b"second" => 3,
+        b"raceId" => 4,
+        b"name" => 5,
+        b"racerId" => 6,
+        b"classId" => 7,
+        b"cadence" => 8,
+        b"resistance" => 9,
+        _ => LINE_KEYS,
+    }
+}
+
+/// Whether a JSON number's text is what the line writes for its value: `Some(false)` if exactly
+/// (ryu's shortest form: at most 9 digits before the point, 1 to 5 after it, no trailing zero
+/// but in `.0`), `Some(true)` if it is a whole number the line writes with `.0` added, `None`
+/// otherwise. Such decimals have at most 14 significant digits, so the decimal itself is the
+/// shortest text that reads back as its double, and ryu writes it in plain notation.
+fn line_form(text: &[u8]) -> Option<bool> {
+    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
+        Some(point) => (&text[..point], Some(&text[point + 1..])),
+        None => (text, None),
+    };
+    let digits = |part: &[u8], max: usize| {
+        (1..=max).contains(&part.len()) && part.iter().all(u8::is_ascii_digit)
+    };
+    if !digits(whole, 9) {
+        return None;
+    }
+    match fraction {
+        None => Some(true),
+        Some(fraction) => (digits(fraction, 5)
+            && (fraction == b"0" || fraction.last() != Some(&b'0')))
+        .then_some(false),
+    }
+}
+
+/// Follows a message as [`scan`] reads it, to find its [`LinePrefix`].
+struct LineTracker<'a> {
+    bytes: &'a [u8],
+    /// The position of the next key expected ([`line_position`]).
+    next: usize,
+    /// Whether everything read so far is in the line's form.
+    in_line: bool,
+    /// The cadence's end and [`line_form`].
+    cadence: Option<(usize, Option<bool>)>,
+    /// The resistance's end and [`line_form`].
+    resistance: Option<(usize, Option<bool>)>,
+}
+
+impl<'a> LineTracker<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            next: 0,
+            in_line: bytes.first() == Some(&b'{'),
+            cadence: None,
+            resistance: None,
+        }
+    }
+
+    /// A key read from `key_start`, its value starting at `value_start`.
+    fn key(&mut self, key: &[u8], key_start: usize, value_start: usize) {
+        if !self.in_line || self.next >= LINE_KEYS {
+            return;
+        }
+        // Compact: the separator, the key and its colon right next to each other.
+        self.in_line = matches!(self.bytes[key_start - 1], b'{' | b',')
+            && self.bytes[key_start] == b'"'
+            && value_start == key_start + key.len() + 3;
+        let at = line_position(key);
+        if self.next == 0 && at == 1 {
+            self.next = 1;
+        }
+        self.in_line &= at == self.next;
+        self.next += 1;
+    }
+
+    /// The value of `key`, read from `start` to `end`, and whether whitespace follows it.
+    fn value(&mut self, key: &[u8], start: usize, end: usize, spaced: bool) {
+        match key {
+            // The line leaves a missing uuid out.
+            b"uuid" => self.in_line &= self.bytes[start] != b'n',
+            b"cadence" => self.cadence = Some((end, line_form(&self.bytes[start..end]))),
+            b"resistance" => self.resistance = Some((end, line_form(&self.bytes[start..end]))),
+            _ => {}
+        }
+        // Whitespace after the resistance is not copied.
+        self.in_line &= !spaced || self.next >= LINE_KEYS;
+    }
+
+    fn finish(self) -> Option<LinePrefix> {
+        match (self.in_line, self.cadence, self.resistance) {
+            (true, Some((cadence_end, Some(cadence_whole))), Some((end, Some(whole)))) => {
+                Some(LinePrefix {
+                    cadence_end,
+                    cadence_whole,
+                    resistance_end: end,
+                    resistance_whole: whole,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The key inside `quoted` (quotes included) if `rest` starts with it. Generic over the length so
+/// that each comparison compiles to a few loads, not a call to `memcmp` (which took 6% of the
+/// transformer's time).
+fn quoted<const N: usize>(rest: &[u8], quoted: &'static [u8; N]) -> Option<&'static [u8]> {
+    (rest.get(..N)? == quoted).then(|| &quoted[1..N - 1])
+}
+
 /// Stores a field once; a second occurrence sends the message to serde_json (which rejects it).
 fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     if slot.is_some() {
@@ -229,9 +428,11 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     Some(())
 }
 
-/// Scans `bytes` as a flat device message, or returns `None` to defer to serde_json.
-pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
+/// Scans `bytes` as a flat device message, or returns `None` to defer to serde_json; with the
+/// message, its [`LinePrefix`] if it has one.
+pub(crate) fn scan(bytes: &[u8]) -> Option<(DeviceMessage<'_>, Option<LinePrefix>)> {
     let mut s = Scanner { bytes, pos: 0 };
+    let mut line = LineTracker::new(bytes);
     let mut uuid: Option<Option<&str>> = None;
     let mut event = None;
     let mut device_timestamp = None;
@@ -251,18 +452,14 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
         return None;
     }
     loop {
+        let key_start = s.pos;
         let key = s.key()?;
         s.eat(b':')?;
         s.skip_ws();
+        let value_start = s.pos;
+        line.key(key, key_start, value_start);
         match key {
-            b"uuid" => {
-                let value = if s.peek()? == b'n' {
-                    s.literal(b"null").map(|()| None)?
-                } else {
-                    Some(s.string()?)
-                };
-                set(&mut uuid, value)?;
-            }
+            b"uuid" => set(&mut uuid, s.string_or_null()?)?,
             b"event" => {
                 let value = match s.string()? {
                     "update" => Event::Update,
@@ -279,14 +476,7 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
             b"classId" => set(&mut class_id, s.integer()?)?,
             b"cadence" => set(&mut cadence, s.float()?)?,
             b"resistance" => set(&mut resistance, s.float()?)?,
-            b"identityId" => {
-                let value = if s.peek()? == b'n' {
-                    s.literal(b"null").map(|()| None)?
-                } else {
-                    Some(s.string()?)
-                };
-                set(&mut identity_id, value)?;
-            }
+            b"identityId" => set(&mut identity_id, s.string_or_null()?)?,
             b"arrivedAt" => {
                 let value = if s.peek()? == b'n' {
                     s.literal(b"null").map(|()| None)?
@@ -297,7 +487,9 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
             }
             _ => s.skip_scalar()?,
         }
+        let value_end = s.pos;
         s.skip_ws();
+        line.value(key, value_start, value_end, s.pos != value_end);
         match s.peek()? {
             b',' => s.pos += 1,
             b'}' => {
@@ -311,7 +503,8 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
     if s.pos != bytes.len() {
         return None;
     }
-    Some(DeviceMessage {
+    let prefix = line.finish();
+    let message = DeviceMessage {
         uuid: uuid.flatten().map(Cow::Borrowed),
         event: event?,
         device_timestamp: device_timestamp?,
@@ -324,5 +517,9 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<DeviceMessage<'_>> {
         resistance: resistance?,
         identity_id: identity_id.flatten().map(Cow::Borrowed),
         arrived_at: arrived_at.flatten(),
-    })
+    };
+    Some((message, prefix))
 }
+
+#[cfg(test)]
+mod tests;

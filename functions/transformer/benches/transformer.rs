@@ -9,7 +9,8 @@
 //! - `end_to_end_typed/*`: the same through the typed path: `serde_json` into
 //!   [`LenientFirehoseEvent`], [`handle`], `serde_json` out;
 //! - `function/*`: everything the Lambda runtime does around it too: the event checked and copied
-//!   into a `Box<RawValue>`, the `Transformer` function, the response serialized.
+//!   into a `Box<RawValue>`, the `Transformer` function, the response serialized;
+//! - `record/*`: the per-record domain work alone (parse, validate, admit, line), no envelope.
 //!
 //! The events are also written to `$TMPDIR/alleycat-bench/firehose-<n>.json`, so the original's
 //! harness (`bench/original/transformer.mjs`) measures the very same bytes.
@@ -21,6 +22,7 @@ use std::io::Write as _;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use alleycat_domain::Reading;
 use alleycat_lambda::{Function, Metrics};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -140,9 +142,36 @@ fn transformer(c: &mut Criterion) {
     group.finish();
 }
 
+/// The per-record domain work alone, on the benchmark's messages (already decoded): parse,
+/// validate, admit, write the line; what the handler does per record between base64 and the
+/// envelope.
+fn record(c: &mut Criterion) {
+    let rules = Config::default().plausibility();
+    let messages: Vec<String> = (0..500).map(message).collect();
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Elements(messages.len() as u64));
+    let mut line = Vec::with_capacity(512);
+    group.bench_function("parse_validate_admit_line/500_records", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for message in &messages {
+                let (mut reading, text) =
+                    Reading::from_json_keeping_text(black_box(message.as_bytes()), rules.clock)
+                        .unwrap();
+                rules.admit(&mut reading, 1_620_051_628_707).unwrap();
+                line.clear();
+                reading.write_json_line_from(&text, &mut line);
+                bytes += line.len();
+            }
+            bytes
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = transformer
+    targets = transformer, record
 }
 criterion_main!(benches);

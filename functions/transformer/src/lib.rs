@@ -1,6 +1,7 @@
 //! The transformer function: Firehose's data transformation between the stream and the delivery
 //! bucket. Each valid device message becomes one compact JSON line with its `output`
-//! ([`Reading::write_json_line`]), which is the NDJSON the history-merger reads back.
+//! ([`Reading::write_json_line`]; [`Reading::write_json_line_from`] copies the message's own text
+//! where it already is the line's), which is the NDJSON the history-merger reads back.
 //!
 //! Every record is answered under its own `recordId`, in the event's order: `Ok` with the line
 //! (which adds the record's `approximateArrivalTimestamp` as `arrivedAt`, and keeps the IoT
@@ -18,8 +19,10 @@
 //!   pass borrows each record's id and data from the event, decodes, transforms and re-encodes
 //!   through buffers reused by every record, and writes the response JSON directly. Events it does
 //!   not handle (anything Firehose does not send) go through the typed path whole.
-//! - [`handle`], on a typed [`LenientFirehoseEvent`], is the reference and what the embedded stack
-//!   and tests call.
+//! - [`handle`], on a typed [`LenientFirehoseEvent`], is the reference: what [`handle_raw`] falls
+//!   back to for the events it does not answer itself, and what tests hold it to. The embedded
+//!   stack does not call it directly: like the Lambda, it serves [`Transformer`] (the event as
+//!   JSON text, so [`handle_raw`]).
 //!
 //! Metrics: `RecordsIn`, `Ok`, `ProcessingFailed`, `BytesIn` (decoded bytes received), `BytesOut`
 //! (bytes of the `Ok` lines: what reaches the bucket's `raw/` prefix).
@@ -201,15 +204,17 @@ fn handle_typed(
         bytes_in += record.data.len() as u64;
         let arrival_ms =
             u64::try_from(record.approximate_arrival_timestamp.0.timestamp_millis()).unwrap_or(0);
-        let admitted = Reading::from_json(&record.data, rules.clock).and_then(|mut reading| {
-            rules.admit(&mut reading, arrival_ms)?;
-            Ok(reading)
-        });
+        let admitted = Reading::from_json_keeping_text(&record.data, rules.clock).and_then(
+            |(mut reading, text)| {
+                rules.admit(&mut reading, arrival_ms)?;
+                Ok((reading, text))
+            },
+        );
         match admitted {
-            Ok(reading) => {
+            Ok((reading, text)) => {
                 // Written straight into the answer's buffer, sized once.
                 let mut data = Vec::with_capacity(record.data.len() + LINE_HEADROOM);
-                reading.write_json_line(&mut data);
+                reading.write_json_line_from(&text, &mut data);
                 ok += 1;
                 bytes_out += data.len() as u64;
                 response

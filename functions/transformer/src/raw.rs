@@ -15,7 +15,7 @@
 //! (`KinesisFirehoseEventRecord`, `LenientFirehoseEvent`), made stricter wherever matching them
 //! exactly would be work; property tests hold the two paths to the same bytes and metrics.
 
-use alleycat_domain::{Plausibility, Reading, Rejection};
+use alleycat_domain::{Plausibility, Reading, Rejection, string_len};
 use base64_simd::STANDARD;
 
 use crate::{RESULT_OK, RESULT_PROCESSING_FAILED};
@@ -31,55 +31,6 @@ const MAX_TIMESTAMP_DIGITS: usize = 15;
 /// Longest integer part and fraction, in digits, of an ignored number: far from where serde_json
 /// would report a number out of range.
 const MAX_NUMBER_DIGITS: usize = 20;
-
-/// Bytes that end the scan of a string: the closing quote, an escape, a control character, and
-/// any non-ASCII byte (which sends the string to UTF-8 validation).
-const STRING_STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] =
-            byte < 0x20 || byte >= 0x80 || byte == b'"' as usize || byte == b'\\' as usize;
-        byte += 1;
-    }
-    table
-};
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in the bytes of `word` (little-endian) that are in [`STRING_STOP`]. The lowest
-/// flagged byte is always exact (false positives can only follow a true one), which is all the
-/// search needs.
-const fn string_stops(word: u64) -> u64 {
-    let quote = word ^ (LO * b'"' as u64);
-    let backslash = word ^ (LO * b'\\' as u64);
-    ((quote.wrapping_sub(LO) & !quote)
-        | (backslash.wrapping_sub(LO) & !backslash)
-        | (word.wrapping_sub(LO * 0x20) & !word)
-        | word)
-        & HI
-}
-
-/// Index of the first [`STRING_STOP`] byte of `bytes`, eight bytes at a time: record ids and
-/// sequence numbers are long enough for this to matter, and too short for a SIMD search's setup
-/// to pay (`memchr` measured slower on them; it serves the long base64 `data`).
-fn find_string_stop(bytes: &[u8]) -> Option<usize> {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let stops = string_stops(word);
-        if stops != 0 {
-            return Some(at + (stops.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = chunks.remainder();
-    tail.iter()
-        .position(|&b| STRING_STOP[usize::from(b)])
-        .map(|i| at + i)
-}
 
 /// The transformed event, not yet counted: [`crate::handle_raw`] adds the counts to the metrics
 /// and logs the rejections only once the whole event went through the fast path.
@@ -178,14 +129,16 @@ impl<'a> Writer<'a> {
         self.counts.records += 1;
         self.counts.bytes_in += self.decoded.len() as u64;
         let rules = self.rules;
-        let admitted = Reading::from_json(&self.decoded, rules.clock).and_then(|mut reading| {
-            rules.admit(&mut reading, record.arrival_ms)?;
-            Ok(reading)
-        });
+        let admitted = Reading::from_json_keeping_text(&self.decoded, rules.clock).and_then(
+            |(mut reading, text)| {
+                rules.admit(&mut reading, record.arrival_ms)?;
+                Ok((reading, text))
+            },
+        );
         match admitted {
-            Ok(reading) => {
+            Ok((reading, text)) => {
                 self.line.clear();
-                reading.write_json_line(&mut self.line);
+                reading.write_json_line_from(&text, &mut self.line);
                 self.counts.ok += 1;
                 self.counts.bytes_out += self.line.len() as u64;
                 self.out.push_str("\",\"result\":\"");
@@ -276,18 +229,9 @@ impl<'a> Scanner<'a> {
     fn raw_string(&mut self) -> Option<(&'a [u8], bool)> {
         self.byte(b'"')?;
         let start = self.pos;
-        let rest = &self.bytes[start..];
-        let mut len = find_string_stop(rest)?;
-        let ascii = rest[len] < 0x80;
-        if !ascii {
-            len += rest[len..]
-                .iter()
-                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
-        }
-        (rest[len] == b'"').then(|| {
-            self.pos = start + len + 1;
-            (&rest[..len], ascii)
-        })
+        let (len, ascii) = string_len(&self.bytes[start..])?;
+        self.pos = start + len + 1;
+        Some((&self.bytes[start..start + len], ascii))
     }
 
     /// The text of a string up to its closing quote, unchecked: the base64 `data`, which
@@ -604,29 +548,5 @@ mod tests {
             let reference = base64::engine::general_purpose::STANDARD.encode(&bytes);
             prop_assert_eq!(&simd[6..], reference.as_bytes());
         }
-    }
-
-    #[test]
-    fn string_stops_find_the_first_stop_byte() {
-        for len in 0..20 {
-            for stop in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xff] {
-                for at in 0..=len {
-                    let mut bytes = vec![b'a'; len];
-                    // Noise after the first stop must not move it.
-                    bytes.extend([b'\\', 0x01, b'"', 0xc3]);
-                    if at < len {
-                        bytes[at] = stop;
-                    }
-                    assert_eq!(find_string_stop(&bytes), Some(at), "{len} {stop} {at}");
-                }
-            }
-        }
-        for byte in 0..=255u8 {
-            let mut bytes = [b' '; 8];
-            bytes[3] = byte;
-            let expected = STRING_STOP[usize::from(byte)].then_some(3);
-            assert_eq!(find_string_stop(&bytes), expected, "{byte}");
-        }
-        assert_eq!(find_string_stop(b"abcdefghij"), None);
     }
 }
