@@ -81,6 +81,8 @@ pub struct StackConfig {
     pub leaderboard: MappingConfig,
     /// The publisher's event source (the table's change stream).
     pub publisher: MappingConfig,
+    /// Least time between two live messages of a race (the publisher's `PUBLISH_INTERVAL_MS`).
+    pub publish_interval: Duration,
     /// Firehose.
     pub firehose: FirehoseConfig,
     /// Retries of a failed history-merger invocation (S3 notifications invoke asynchronously).
@@ -197,6 +199,12 @@ pub struct StackArgs {
           help_heading = "Event sources")]
     pub publisher_batch_size: u32,
 
+    /// Least milliseconds between two live messages of a race (template: 1,000; IoT Core bills
+    /// every message once per bike). 0 publishes every standings change.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=60_000),
+          help_heading = "Event sources")]
+    pub publish_interval_ms: u64,
+
     /// Retries of a failing Kinesis batch before it goes to the on-failure records (template: 10).
     #[arg(long, default_value_t = 10, help_heading = "Event sources")]
     pub stream_retry_attempts: u32,
@@ -285,6 +293,7 @@ impl StackArgs {
                 max_retry_attempts: self.publisher_retry_attempts,
                 bisect: true,
             },
+            publish_interval: Duration::from_millis(self.publish_interval_ms),
             firehose: FirehoseConfig {
                 interval: Duration::from_secs(self.firehose_interval_seconds),
                 size_bytes: mib(self.firehose_size_mb),
@@ -312,6 +321,7 @@ mod tests {
         assert_eq!(config.aggregator.batch_size, 1000);
         assert_eq!(config.aggregator.batching_window, Duration::from_secs(1));
         assert_eq!(config.leaderboard.batching_window, Duration::from_secs(5));
+        assert_eq!(config.publish_interval, Duration::from_secs(1));
         assert_eq!(
             (
                 config.publisher.batch_size,

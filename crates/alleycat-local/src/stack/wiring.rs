@@ -301,6 +301,10 @@ fn environment(config: &StackConfig, websocket_url: &str) -> HashMap<&'static st
             config.trust.claim_ttl_seconds.to_string(),
         ),
         ("IOT_ENDPOINT", websocket_url.to_owned()),
+        (
+            publisher::PUBLISH_INTERVAL_MS,
+            config.publish_interval.as_millis().to_string(),
+        ),
         ("PLATFORM", "local".to_owned()),
     ])
 }
