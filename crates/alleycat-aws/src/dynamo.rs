@@ -358,7 +358,7 @@ fn stored_standings(item: &Item) -> Result<StoredStandings, String> {
     })
 }
 
-fn leaderboard_entry(item: &Item, context: &str) -> Result<LeaderboardEntry, String> {
+pub(crate) fn leaderboard_entry(item: &Item, context: &str) -> Result<LeaderboardEntry, String> {
     Ok(LeaderboardEntry {
         racer_id: get_n(item, attr::RACER_ID, context)?,
         name: get_s(item, attr::NAME, context)?.to_owned(),

@@ -17,6 +17,7 @@ pub mod function;
 pub mod iot;
 mod item;
 pub mod moto;
+mod ranks;
 mod repair;
 pub mod s3;
 

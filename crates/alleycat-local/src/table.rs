@@ -36,6 +36,7 @@ use serde_dynamo::{AttributeValue, Item};
 use tokio::sync::Notify;
 
 mod claims;
+mod ranks;
 mod repair;
 
 use crate::db::Db;

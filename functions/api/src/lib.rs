@@ -18,18 +18,22 @@
 //! racer another identity holds is 409.
 
 mod config;
+mod cursor;
 mod params;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alleycat_domain::views::{
     ApiError, ClaimView, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
-    RacerBestsView, RacerTraceView, history_key, rank,
+    RacerBestsView, RacerRankView, RacerTraceView, RankedEntry, history_key, rank,
 };
 use alleycat_domain::{Claim, RaceKey};
 use alleycat_lambda::env::EnvError;
 use alleycat_ports::claims::{Released, claim_of, release_claim, take_claim};
-use alleycat_ports::{BestsKey, Claims, ObjectStore, PortError, Queries, RetryPolicy, TraceKey};
+use alleycat_ports::{
+    BestsKey, Claims, LeaderboardPage, ObjectStore, PortError, Queries, Ranks, RetryPolicy,
+    TraceKey,
+};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::header::{
@@ -46,6 +50,7 @@ pub use config::{
 };
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
 
+use cursor::Cursor;
 use params::Query;
 
 /// Methods the API answers.
@@ -118,8 +123,10 @@ pub enum Route<'p> {
     Race(&'p str),
     /// `GET /races/{raceId}/finals?classId=`
     RaceFinals(&'p str),
-    /// `GET /leaderboard?classId=&limit=`
+    /// `GET /leaderboard?classId=&limit=&cursor=`
     Leaderboard,
+    /// `GET /racers/{racerId}/rank?classId=`
+    RacerRank(&'p str),
     /// `GET /racers/{racerId}/bests?classId=`
     RacerBests(&'p str),
     /// `GET /racers/{racerId}/races/{raceId}?classId=`
@@ -143,6 +150,7 @@ impl<'p> Route<'p> {
             ["races", race, "finals"] => Self::RaceFinals(race),
             ["leaderboard"] => Self::Leaderboard,
             ["racers", racer, "bests"] => Self::RacerBests(racer),
+            ["racers", racer, "rank"] => Self::RacerRank(racer),
             ["racers", racer, "races", race] => Self::RacerTrace(racer, race),
             ["history", class] => Self::History(class),
             ["config"] => Self::Config,
@@ -163,7 +171,7 @@ pub fn now_ms() -> u64 {
 ///
 /// `now_ms` decides which races are over and when history links expire; pass [`now_ms`]`()`.
 #[tracing::instrument(skip_all, fields(method = %request.request_context.http.method, path = request.raw_path.as_deref()))]
-pub async fn handle<Q: Queries + Claims, O: ObjectStore>(
+pub async fn handle<Q: Queries + Ranks + Claims, O: ObjectStore>(
     request: ApiGatewayV2httpRequest,
     table: &Q,
     history: &O,
@@ -296,7 +304,7 @@ fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
 }
 
 /// The JSON body of a GET on `route`.
-async fn answer<Q: Queries + Claims, O: ObjectStore>(
+async fn answer<Q: Queries + Ranks + Claims, O: ObjectStore>(
     route: Route<'_>,
     query: &Query<'_>,
     caller: Option<&str>,
@@ -347,8 +355,32 @@ async fn answer<Q: Queries + Claims, O: ObjectStore>(
         }
         Route::Leaderboard => {
             let class_id = query.class_id()?;
-            let entries = table.leaderboard(class_id, query.limit()?).await?;
-            Ok(json(&LeaderboardView { class_id, entries }))
+            let limit = query.limit()?;
+            let cursor = query
+                .cursor()?
+                .map(|text| Cursor::decode(text, class_id))
+                .transpose()?;
+            let page = table
+                .leaderboard_page(class_id, cursor.as_ref().map(|c| &c.after), limit)
+                .await?;
+            Ok(json(&leaderboard_view(class_id, cursor.as_ref(), page)))
+        }
+        Route::RacerRank(racer) => {
+            let racer_id = params::racer_id(racer)?;
+            let class_id = query.class_id()?;
+            let rank = table.rank(class_id, racer_id).await?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "racer {racer_id} has no leaderboard row in class {class_id}"
+                ))
+            })?;
+            Ok(json(&RacerRankView {
+                class_id,
+                racer_id,
+                place: rank.place,
+                of: rank.of,
+                best: rank.entry.best,
+                race_id: rank.entry.race_id,
+            }))
         }
         Route::RacerBests(racer) => {
             let key = BestsKey {
@@ -387,13 +419,23 @@ async fn answer<Q: Queries + Claims, O: ObjectStore>(
         }
         Route::History(class) => {
             let class_id = params::class_id(class)?;
+            let key = history_key(class_id);
+            // No history yet (no race merged into the class): say so rather than sign a URL
+            // the browser would fetch only to get a 404.
+            if !history.exists(&key).await? {
+                return Ok(json(&HistoryLink {
+                    class_id,
+                    url: None,
+                    expires_at: None,
+                }));
+            }
             let ttl = config.history_url_ttl;
-            let url = history.presign_get(&history_key(class_id), ttl).await?;
+            let url = history.presign_get(&key, ttl).await?;
             let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
             Ok(json(&HistoryLink {
                 class_id,
-                url,
-                expires_at: now_ms.saturating_add(ttl_ms),
+                url: Some(url),
+                expires_at: Some(now_ms.saturating_add(ttl_ms)),
             }))
         }
         Route::Config => Ok(json(&config.client_config())),
@@ -402,6 +444,46 @@ async fn answer<Q: Queries + Claims, O: ObjectStore>(
             let stored = claim_of(table, racer_id).await?;
             Ok(json(&claim_view(racer_id, stored.as_ref(), caller, now_ms)))
         }
+    }
+}
+
+/// A page with places (continuing the previous page's, which `cursor` carries) and the cursor
+/// of the next page.
+fn leaderboard_view(
+    class_id: u8,
+    cursor: Option<&Cursor>,
+    page: LeaderboardPage,
+) -> LeaderboardView {
+    let mut rows = cursor.map_or(0, |c| c.rows);
+    let mut last = cursor.map(|c| (c.after.best, c.place));
+    let entries: Vec<RankedEntry> = page
+        .entries
+        .into_iter()
+        .map(|entry| {
+            rows += 1;
+            let place = match last {
+                Some((best, place)) if best == entry.best => place,
+                _ => rows,
+            };
+            last = Some((entry.best, place));
+            RankedEntry { place, entry }
+        })
+        .collect();
+    let next = match (page.more, entries.last()) {
+        (true, Some(last)) => Some(
+            Cursor {
+                after: last.entry.clone(),
+                rows,
+                place: last.place,
+            }
+            .encode(class_id),
+        ),
+        _ => None,
+    };
+    LeaderboardView {
+        class_id,
+        entries,
+        next,
     }
 }
 
@@ -491,7 +573,7 @@ pub struct Api<Q, O> {
     pub config: Config,
 }
 
-impl<Q: Queries + Claims, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
+impl<Q: Queries + Ranks + Claims, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
     const NAME: &'static str = "api";
     type Event = ApiGatewayV2httpRequest;
     type Response = ApiGatewayV2httpResponse;
