@@ -16,10 +16,20 @@
 //! API Gateway with SigV4); `authorizer.iam.cognitoIdentity.identityId` is read too, which the
 //! embedded stack's HTTP layer fills. Without one, a claim is 401; a
 //! racer another identity holds is 409.
+//!
+//! **Ranks.** `GET /leaderboard` pages through the whole class: `limit` rows (1–100, default
+//! 20) in `rank_leaderboard` order, each with its `place` (1 + rows with a strictly higher best),
+//! and `next`, the opaque cursor of the following page (`cursor=`; `null` on the last page; a
+//! forged or foreign cursor is a 400). `GET /racers/{racerId}/rank?classId=` answers a racer's
+//! place and the class size from the rank counts in three table requests, whatever the class
+//! size (`alleycat_ports::ranks`). `GET /history/{classId}` answers `url: null` while the class
+//! has no history object, rather than a signed URL to nothing.
 
 mod config;
 mod cursor;
 mod params;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -353,35 +363,8 @@ async fn answer<Q: Queries + Ranks + Claims, O: ObjectStore>(
             }
             Ok(json(&FinalsView::new(race, over(race.race_id), finals)))
         }
-        Route::Leaderboard => {
-            let class_id = query.class_id()?;
-            let limit = query.limit()?;
-            let cursor = query
-                .cursor()?
-                .map(|text| Cursor::decode(text, class_id))
-                .transpose()?;
-            let page = table
-                .leaderboard_page(class_id, cursor.as_ref().map(|c| &c.after), limit)
-                .await?;
-            Ok(json(&leaderboard_view(class_id, cursor.as_ref(), page)))
-        }
-        Route::RacerRank(racer) => {
-            let racer_id = params::racer_id(racer)?;
-            let class_id = query.class_id()?;
-            let rank = table.rank(class_id, racer_id).await?.ok_or_else(|| {
-                Error::NotFound(format!(
-                    "racer {racer_id} has no leaderboard row in class {class_id}"
-                ))
-            })?;
-            Ok(json(&RacerRankView {
-                class_id,
-                racer_id,
-                place: rank.place,
-                of: rank.of,
-                best: rank.entry.best,
-                race_id: rank.entry.race_id,
-            }))
-        }
+        Route::Leaderboard => leaderboard(query, table).await,
+        Route::RacerRank(racer) => racer_rank(racer, query, table).await,
         Route::RacerBests(racer) => {
             let key = BestsKey {
                 racer_id: params::racer_id(racer)?,
@@ -417,27 +400,7 @@ async fn answer<Q: Queries + Ranks + Claims, O: ObjectStore>(
                 seconds,
             }))
         }
-        Route::History(class) => {
-            let class_id = params::class_id(class)?;
-            let key = history_key(class_id);
-            // No history yet (no race merged into the class): say so rather than sign a URL
-            // the browser would fetch only to get a 404.
-            if !history.exists(&key).await? {
-                return Ok(json(&HistoryLink {
-                    class_id,
-                    url: None,
-                    expires_at: None,
-                }));
-            }
-            let ttl = config.history_url_ttl;
-            let url = history.presign_get(&key, ttl).await?;
-            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-            Ok(json(&HistoryLink {
-                class_id,
-                url: Some(url),
-                expires_at: Some(now_ms.saturating_add(ttl_ms)),
-            }))
-        }
+        Route::History(class) => history_link(class, history, config, now_ms).await,
         Route::Config => Ok(json(&config.client_config())),
         Route::Claim(racer) => {
             let racer_id = params::racer_id(racer)?;
@@ -445,6 +408,67 @@ async fn answer<Q: Queries + Ranks + Claims, O: ObjectStore>(
             Ok(json(&claim_view(racer_id, stored.as_ref(), caller, now_ms)))
         }
     }
+}
+
+/// `GET /history/{classId}`: a presigned URL of the class history, or none while the class
+/// has no history object (no race merged into it yet): the browser would fetch a signed URL to
+/// nothing only to get a 404.
+async fn history_link<O: ObjectStore>(
+    class: &str,
+    history: &O,
+    config: &Config,
+    now_ms: u64,
+) -> Result<String, Error> {
+    let class_id = params::class_id(class)?;
+    let key = history_key(class_id);
+    if !history.exists(&key).await? {
+        return Ok(json(&HistoryLink {
+            class_id,
+            url: None,
+            expires_at: None,
+        }));
+    }
+    let ttl = config.history_url_ttl;
+    let url = history.presign_get(&key, ttl).await?;
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    Ok(json(&HistoryLink {
+        class_id,
+        url: Some(url),
+        expires_at: Some(now_ms.saturating_add(ttl_ms)),
+    }))
+}
+
+/// `GET /leaderboard`: one page after the cursor, if any.
+async fn leaderboard<R: Ranks>(query: &Query<'_>, table: &R) -> Result<String, Error> {
+    let class_id = query.class_id()?;
+    let limit = query.limit()?;
+    let cursor = query
+        .cursor()?
+        .map(|text| Cursor::decode(text, class_id))
+        .transpose()?;
+    let page = table
+        .leaderboard_page(class_id, cursor.as_ref().map(|c| &c.after), limit)
+        .await?;
+    Ok(json(&leaderboard_view(class_id, cursor.as_ref(), page)))
+}
+
+/// `GET /racers/{racerId}/rank`: the racer's place and the class size.
+async fn racer_rank<R: Ranks>(racer: &str, query: &Query<'_>, table: &R) -> Result<String, Error> {
+    let racer_id = params::racer_id(racer)?;
+    let class_id = query.class_id()?;
+    let rank = table.rank(class_id, racer_id).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "racer {racer_id} has no leaderboard row in class {class_id}"
+        ))
+    })?;
+    Ok(json(&RacerRankView {
+        class_id,
+        racer_id,
+        place: rank.place,
+        of: rank.of,
+        best: rank.entry.best,
+        race_id: rank.entry.race_id,
+    }))
 }
 
 /// A page with places (continuing the previous page's, which `cursor` carries) and the cursor

@@ -30,7 +30,7 @@
 //! `Rejected` and `Rejected.<rule>`, `ClaimLookups`, `NotFinal`, `Finals` (results stored),
 //! `NewRecord`, `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alleycat_domain::{LeaderboardEntry, RacerFinal};
 use alleycat_lambda::claims::admit_holders;
@@ -199,11 +199,11 @@ async fn offer_class<F: RankedRecords>(
         failed.extend(racers.iter().map(|racer| (*racer, error)));
     }
     let mut running = outcome.observed;
-    let mut reported: HashMap<u32, ()> = HashMap::new();
+    let mut reported: HashSet<u32> = HashSet::new();
     for (record, entry) in records.iter().zip(entries) {
         let racer = entry.racer_id;
         if failed.contains_key(&racer) {
-            if reported.insert(racer, ()).is_none() {
+            if reported.insert(racer) {
                 metrics.incr("Failed");
                 failures.fail(record.position, record.sequence_number);
             } else {

@@ -349,7 +349,7 @@ async fn rank_counts_move_with_the_rows_and_a_replay_moves_nothing() {
             Message::new(3, 5_400_172, racer)
                 .second(300)
                 .finish()
-                .effort(40.0 + (racer % 50) as f64, 50.0)
+                .effort(40.0 + f64::from(i32::try_from(racer % 50).unwrap()), 50.0)
         })
         .collect();
     let batch = || KinesisEventBuilder::new().messages(&racers).build();
