@@ -54,6 +54,7 @@ fn put_counts(
         sk,
         columns: Columns {
             version: Some(version),
+            updated_at: Some(now),
             ..Columns::default()
         },
         data: to_json(counts)?,
