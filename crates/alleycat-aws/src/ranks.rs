@@ -348,15 +348,21 @@ impl RankedRecords for DynamoTable {
         let (pk, sk) = (keys::class_pk(class_id), keys::COUNTS_SK);
         let operation = format!("DynamoDB PutItem {}: {pk}/{sk} (recount)", self.table);
         let current = self.counts_item(class_id, true).await?;
-        let (_, version) =
+        let (stored, version) =
             read_counts(current.as_ref(), &operation).map_err(PortError::Permanent)?;
         let rows = self.all_rows(class_id).await?;
+        let counts = bucket_counts(&rows);
+        let stored: BTreeMap<u32, u64> = stored.into_iter().filter(|(_, n)| *n != 0).collect();
+        if current.is_some() && stored == counts {
+            // Already right: a recount that changes nothing writes nothing.
+            return Ok(());
+        }
         let mut item = Item::from([
             (keys::PK.to_owned(), s(pk)),
             (keys::SK.to_owned(), s(sk)),
             (attr::VERSION.to_owned(), n(version + 1)),
         ]);
-        for (bucket, count) in bucket_counts(&rows) {
+        for (bucket, count) in counts {
             item.insert(keys::count_attr(bucket), n(count));
         }
         // Only if no writer moved a count since the counts were read: rows read after that

@@ -230,6 +230,16 @@ impl RankedRecords for LocalTable {
                 .map(|(b, c)| (b, i64::try_from(c).unwrap_or(i64::MAX)))
                 .collect();
             let old = get_counts(tx, class_id)?;
+            let nonzero = |c: &Counts| {
+                c.iter()
+                    .filter(|(_, n)| **n != 0)
+                    .map(|(b, n)| (*b, *n))
+                    .collect::<Counts>()
+            };
+            if old.as_ref().is_some_and(|(c, _, _)| nonzero(c) == counts) {
+                // Already right: a recount that changes nothing writes nothing.
+                return Ok(None);
+            }
             let previous = old.as_ref().map(|(c, v, _)| (c, *v));
             put_counts(tx, self, class_id, &counts, previous, now).map(Some)
         })

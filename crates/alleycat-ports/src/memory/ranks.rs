@@ -144,10 +144,18 @@ impl RankedRecords for MemoryTable {
         )
         .into_iter()
         .map(|(b, n)| (b, i64::try_from(n).unwrap_or(i64::MAX)))
-        .collect();
+        .collect::<BTreeMap<u32, i64>>();
         let counts = tables.counts.entry(class_id).or_default();
-        counts.buckets = buckets;
-        counts.version += 1;
+        let current: BTreeMap<u32, i64> = counts
+            .buckets
+            .iter()
+            .filter(|(_, n)| **n != 0)
+            .map(|(b, n)| (*b, *n))
+            .collect();
+        if current != buckets {
+            counts.buckets = buckets;
+            counts.version += 1;
+        }
         Ok(())
     }
 }
