@@ -268,6 +268,16 @@ def dynamodb_calls(target: str, body: dict) -> list[tuple[str, str, dict]]:
     table_arn = lambda name: f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"  # noqa: E731
     if operation in ("BatchGetItem", "BatchWriteItem"):
         return [(action, table_arn(name), {}) for name in body.get("RequestItems", {})]
+    if operation == "TransactWriteItems":
+        # IAM has no action of its own for a transaction: each item needs its own action.
+        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
+        found = []
+        for entry in body.get("TransactItems", []):
+            for kind, request in entry.items():
+                item = request.get("Item") or request.get("Key") or {}
+                keys = {"dynamodb:LeadingKeys": [v.get("S") for k, v in item.items() if k == "pk"]}
+                found.append((f"dynamodb:{kinds.get(kind, kind)}", table_arn(request.get("TableName")), keys))
+        return found
     resource = table_arn(body.get("TableName"))
     if body.get("IndexName"):
         resource += f"/index/{body['IndexName']}"

@@ -106,9 +106,15 @@ describe('fetchHistory', () => {
   });
 });
 
+/** The wire's `members` of a sample whose bests at second 1, 2, … are `seconds` (in any order). */
+function members(seconds: number[][]): [number, (number | null)[]][] {
+  const count = Math.max(0, ...seconds.map((list) => list.length));
+  return Array.from({ length: count }, (_, racer) => [racer + 1, seconds.map((list) => list[racer] ?? null)]);
+}
+
 describe('the sample and the percentile', () => {
   // Seconds 1 and 2 sampled; second 3 has nobody.
-  const sample = { size: 512, racers: 40_000, seconds: [[300, 250, 250, 120, 90], [410], []] };
+  const sample = { size: 512, racers: 40_000, members: members([[300, 250, 250, 120, 90], [410], []]) };
 
   it('reads the sample of an object, and none from older objects', () => {
     const history = parseHistory({ ...object, sample }, 3, 100);
@@ -119,7 +125,7 @@ describe('the sample and the percentile', () => {
     expect(history.sample?.at(4)).toEqual([]);
     expect(parseHistory(object, 3, 100).sample).toBeNull();
     expect(parseHistory({ '1': { '8': 99 } }, 3, 100).sample).toBeNull();
-    expect(readSample({ size: 1, racers: 'many', seconds: [] })).toBeNull();
+    expect(readSample({ size: 1, racers: 'many', members: [] })).toBeNull();
     expect(readSample([1, 2])).toBeNull();
   });
 
@@ -143,7 +149,7 @@ describe('the sample and the percentile', () => {
     for (let round = 0; round < 200; round++) {
       const bests = Array.from({ length: 1 + Math.floor(random() * 300) }, () => Math.floor(random() * 400));
       // Unsorted on purpose: the reader sorts what the object says is sorted.
-      const s = readSample({ size: 512, racers: bests.length, seconds: [bests] });
+      const s = readSample({ size: 512, racers: bests.length, members: members([bests]) });
       const output = random() * 420;
       const greater = bests.filter((b) => b > Math.floor(output)).length;
       expect(percentileAt(s, 1, output)).toEqual({

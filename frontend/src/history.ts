@@ -56,19 +56,23 @@ export function emptyHistory(classId: number, topK: number): ClassHistory {
 
 /**
  * Reads the `sample` field of a history object: the one place that knows its wire encoding
- * (`{"size":S,"racers":N,"seconds":[[o1,o2,…],…]}`, index 0 = second 1, each list whole output
- * units sorted descending), so a change of encoding is a change here only. `null` when the object
- * has no sample (older objects) or it is malformed.
+ * (`{"size":S,"racers":N,"members":[[racerId,[o1,o2,…]],…]}`, each member's all-time best at
+ * second 1, 2, … in whole output units, `null` where it has none), so a change of encoding is a
+ * change here only. `null` when the object has no sample (older objects) or it is malformed.
  */
 export function readSample(raw: unknown): HistorySample | null {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return null;
-  const { size, racers, seconds } = raw as Record<string, unknown>;
-  if (typeof size !== 'number' || typeof racers !== 'number' || !Array.isArray(seconds)) return null;
-  const lists: number[][] = seconds.map((list) =>
-    Array.isArray(list)
-      ? list.filter((o): o is number => typeof o === 'number' && Number.isFinite(o)).sort((a, b) => b - a)
-      : [],
-  );
+  const { size, racers, members } = raw as Record<string, unknown>;
+  if (typeof size !== 'number' || typeof racers !== 'number' || !Array.isArray(members)) return null;
+  const lists: number[][] = [];
+  for (const member of members) {
+    if (!Array.isArray(member) || !Array.isArray(member[1])) return null;
+    (member[1] as unknown[]).forEach((o, index) => {
+      if (typeof o !== 'number' || !Number.isFinite(o)) return;
+      (lists[index] ??= []).push(o);
+    });
+  }
+  for (const list of lists) list?.sort((a, b) => b - a);
   return { size, racers, at: (second) => lists[second - 1] ?? [] };
 }
 

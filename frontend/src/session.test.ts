@@ -257,7 +257,11 @@ describe('the page around a race', () => {
       updatedAt: 1,
       seconds: { '1': { '500': 400 } },
       // Every sampled best far above any ride of the page, but one far below.
-      sample: { size: 512, racers: 3000, seconds: [[400, 390, 380, 10], [400, 390, 380, 10], [400, 390, 380, 10]] },
+      sample: {
+        size: 512,
+        racers: 3000,
+        members: [400, 390, 380, 10].map((best, i) => [i + 1, [best, best, best]]),
+      },
     };
     const { session } = fakeStack(new Set(), undefined, {
       '/api/history/2': () => Response.json({ classId: 2, url: 'http://objects/class-2.json.gz', expiresAt: 1 }),

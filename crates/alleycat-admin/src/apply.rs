@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use alleycat_domain::{
     ClassHistory, LeaderboardEntry, MaxMerge, RaceKey, RacerFinal, SecondSeries, Standings,
 };
+use alleycat_ports::ranks::recount_class;
 use alleycat_ports::{
-    BestsKey, Claims, FinalsRepair, MergeStore, PortError, Queries, RemoveStore, RetryError,
-    RetryPolicy, TraceKey, retry,
+    BestsKey, Claims, FinalsRepair, MergeStore, PortError, Queries, RankedRecords, RemoveStore,
+    RetryError, RetryPolicy, TraceKey, retry,
 };
 use futures::StreamExt;
 
@@ -26,6 +27,7 @@ pub trait Table:
     + MergeStore<TraceKey, SecondSeries, Version = u64>
     + RemoveStore<TraceKey, SecondSeries>
     + FinalsRepair
+    + RankedRecords
     + Queries
     + Claims
 {
@@ -39,6 +41,7 @@ impl<T> Table for T where
         + MergeStore<TraceKey, SecondSeries, Version = u64>
         + RemoveStore<TraceKey, SecondSeries>
         + FinalsRepair
+        + RankedRecords
         + Queries
         + Claims
 {
@@ -431,6 +434,12 @@ impl<'a> Plan<'a> {
                 conditional(written, change)?
             };
             outcomes.push((item, outcome));
+        }
+        if !self.dry_run {
+            // Rows were replaced and removed without their rank counts (a rebuild lowers and
+            // deletes, which the writer's transactions never do): recount the class from its
+            // rows, conditional on no writer moving a count meanwhile.
+            recount_class(table, class_id, &self.policy).await?;
         }
         Ok(outcomes)
     }

@@ -18,6 +18,7 @@ pub mod iot;
 mod item;
 #[cfg(feature = "moto")]
 pub mod moto;
+mod ranks;
 mod repair;
 pub mod s3;
 

@@ -136,6 +136,28 @@ impl ObjectStore for S3Objects {
         }
     }
 
+    async fn exists(&self, key: &str) -> Result<bool, PortError> {
+        let operation = format!("S3 HeadObject s3://{}/{key}", self.bucket);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::head_object::HeadObjectError::is_not_found,
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(classify(&operation, &error)),
+        }
+    }
+
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, PortError> {
         let operation = format!("S3 presign GetObject s3://{}/{key}", self.bucket);
         let presigning = PresigningConfig::expires_in(ttl)

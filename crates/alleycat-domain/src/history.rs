@@ -1,5 +1,6 @@
 //! Class history: for each second of a race, the top-K racers' all-time best output at that
-//! second, and its gzip JSON object codec.
+//! second, a bottom-S sample of every racer's bests for percentiles ([`crate::sample`]), and its
+//! gzip JSON object codec.
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -17,6 +18,7 @@ use serde::{Deserializer, Serialize};
 
 use crate::merge::MaxMerge;
 use crate::output::Output;
+use crate::sample::RacerSample;
 
 /// The default K: the frontend ranks a live racer among the all-time top 100 of each second.
 pub const DEFAULT_TOP_K: u32 = 100;
@@ -129,17 +131,32 @@ pub struct ClassHistory {
     top_k: u32,
     updated_at: u64,
     seconds: Vec<SecondTop>,
+    sample: RacerSample,
 }
 
 impl ClassHistory {
-    /// An empty history of `class_id` keeping the top `top_k` racers per second (0 = all).
+    /// An empty history of `class_id` keeping the top `top_k` racers per second (0 = all) and a
+    /// sample of [`crate::sample::DEFAULT_SAMPLE_SIZE`] racers.
     pub fn new(class_id: u8, top_k: u32) -> Self {
         Self {
             class_id,
             top_k,
             updated_at: 0,
             seconds: Vec::new(),
+            sample: RacerSample::default(),
         }
+    }
+
+    /// The same history with a sample of `size` racers (0: none), for tests and tuning.
+    #[must_use]
+    pub fn with_sample_size(mut self, size: u32) -> Self {
+        self.sample.set_size(size);
+        self
+    }
+
+    /// The racer sample, for percentiles among every racer of the class.
+    pub fn sample(&self) -> &RacerSample {
+        &self.sample
     }
 
     /// The class.
@@ -175,7 +192,21 @@ impl ClassHistory {
             self.seconds.resize_with(index + 1, SecondTop::default);
         }
         let k = self.k();
-        self.seconds[index].record(racer_id, output, k)
+        let top = self.seconds[index].record(racer_id, output, k);
+        self.sample.record(second, racer_id, output) | top
+    }
+
+    /// Records into the top K only: what decoding an object's `seconds` does (its sample, if
+    /// any, is decoded on its own; top-K entries are no sample of the class).
+    fn record_top(&mut self, second: u16, racer_id: u32, output: Output) {
+        let Some(index) = usize::from(second).checked_sub(1) else {
+            return;
+        };
+        if index >= self.seconds.len() {
+            self.seconds.resize_with(index + 1, SecondTop::default);
+        }
+        let k = self.k();
+        self.seconds[index].record(racer_id, output, k);
     }
 
     /// The highest second with any entry.
@@ -286,12 +317,16 @@ impl MaxMerge for ClassHistory {
             self.updated_at = other.updated_at;
             changed = true;
         }
+        let k = self.k();
         for (index, top) in other.seconds.iter().enumerate() {
-            let second = u16::try_from(index + 1).expect("histories are at most u16::MAX long");
+            if index >= self.seconds.len() {
+                self.seconds.resize_with(index + 1, SecondTop::default);
+            }
             for (&racer, &output) in &top.best {
-                changed |= self.record(second, racer, output);
+                changed |= self.seconds[index].record(racer, output, k);
             }
         }
+        changed |= self.sample.merge(&other.sample);
         changed
     }
 }
@@ -327,11 +362,15 @@ impl Serialize for ClassHistory {
             }
         }
 
-        let mut map = serializer.serialize_map(Some(4))?;
+        let sampled = !self.sample.is_empty();
+        let mut map = serializer.serialize_map(Some(4 + usize::from(sampled)))?;
         map.serialize_entry("classId", &self.class_id)?;
         map.serialize_entry("topK", &self.top_k)?;
         map.serialize_entry("updatedAt", &self.updated_at)?;
         map.serialize_entry("seconds", &Seconds(&self.seconds))?;
+        if sampled {
+            map.serialize_entry("sample", &SampleJson::of(&self.sample))?;
+        }
         map.end()
     }
 }
@@ -384,6 +423,10 @@ impl<'de> Visitor<'de> for HistorySeed {
                         history.top_k = 0;
                     }
                     map.next_value_seed(SecondsSeed(&mut history))?;
+                }
+                "sample" => {
+                    let sample: SampleJson = map.next_value()?;
+                    history.sample = sample.into_sample();
                 }
                 other => match other.parse::<u16>() {
                     // The original shape: seconds at the top level.
@@ -458,8 +501,37 @@ impl<'de> Visitor<'de> for RacersSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some((racer, output)) = map.next_entry::<u32, Output>()? {
-            self.history.record(self.second, racer, output);
+            self.history.record_top(self.second, racer, output);
         }
         Ok(())
+    }
+}
+
+/// The object's `"sample"`: S, the estimated class size (written for readers, ignored when
+/// read back: it follows from the members), and the members in racer-id order, each with its
+/// bests per second from second 1 in whole output units (`null`: no value at that second).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SampleJson {
+    size: u32,
+    #[serde(default)]
+    racers: u64,
+    members: Vec<(u32, Vec<Option<u32>>)>,
+}
+
+impl SampleJson {
+    fn of(sample: &RacerSample) -> Self {
+        Self {
+            size: sample.size(),
+            racers: sample.estimated_racers(),
+            members: sample.members(),
+        }
+    }
+
+    fn into_sample(self) -> RacerSample {
+        let mut sample = RacerSample::new(self.size);
+        for (racer, values) in &self.members {
+            sample.insert_member(*racer, values);
+        }
+        sample
     }
 }

@@ -98,7 +98,81 @@ impl MaxMerge for LeaderboardEntry {
     }
 }
 
-/// Sorts leaderboard rows for display: best first, ties by the record order, then racer id.
+impl LeaderboardEntry {
+    /// Leaderboard order between rows of different racers: `Less` when `self` is listed first.
+    /// Best first; ties by the record order (the earlier race, then the earlier final, then the
+    /// name), then racer id: a total order, so pages of a leaderboard can resume after any row.
+    pub fn rank_cmp(&self, other: &Self) -> Ordering {
+        other
+            .record_order(self)
+            .then(self.racer_id.cmp(&other.racer_id))
+    }
+}
+
+/// Sorts leaderboard rows for display: best first, ties by the record order, then racer id
+/// ([`LeaderboardEntry::rank_cmp`]).
 pub fn rank_leaderboard(entries: &mut [LeaderboardEntry]) {
-    entries.sort_unstable_by(|a, b| b.record_order(a).then(a.racer_id.cmp(&b.racer_id)));
+    entries.sort_unstable_by(LeaderboardEntry::rank_cmp);
+}
+
+/// Width of a rank-count bucket, in ten-thousandths: half an output unit. Outputs lie between
+/// 22.75 and 470.25, so a class has at most 896 buckets (about 9 KB as a DynamoDB item, 2–3 KB
+/// in practice), and a 40,000-racer class puts a few hundred racers in its fullest bucket.
+pub const RANK_BUCKET_WIDTH: u32 = 5_000;
+
+/// The rank-count bucket of a best: `floor(best / RANK_BUCKET_WIDTH)`.
+pub fn rank_bucket(best: Output) -> u32 {
+    best.ten_thousandths() / RANK_BUCKET_WIDTH
+}
+
+/// The bests a bucket holds, as an inclusive range of ten-thousandths.
+pub fn bucket_range(bucket: u32) -> (Output, Output) {
+    let low = bucket.saturating_mul(RANK_BUCKET_WIDTH);
+    let high = low.saturating_add(RANK_BUCKET_WIDTH - 1);
+    (
+        Output::from_ten_thousandths(low),
+        Output::from_ten_thousandths(high),
+    )
+}
+
+/// How the per-bucket counts change when rows move from their old best (`None`: a new row) to
+/// their new one: net deltas, buckets that do not change left out.
+pub fn count_deltas<'a>(
+    moves: impl IntoIterator<Item = (Option<Output>, Output)> + 'a,
+) -> std::collections::BTreeMap<u32, i64> {
+    let mut deltas = std::collections::BTreeMap::new();
+    for (old, new) in moves {
+        if let Some(old) = old {
+            *deltas.entry(rank_bucket(old)).or_insert(0) -= 1;
+        }
+        *deltas.entry(rank_bucket(new)).or_insert(0) += 1;
+    }
+    deltas.retain(|_, delta| *delta != 0);
+    deltas
+}
+
+/// A racer's place from the class's bucket counts: 1 + every row in a higher bucket + the rows
+/// of its own bucket with a strictly higher best (`above_in_bucket`); and the class size.
+pub fn place_from_counts(
+    counts: &std::collections::BTreeMap<u32, u64>,
+    bucket: u32,
+    above_in_bucket: u64,
+) -> (u64, u64) {
+    let higher: u64 = counts
+        .range(bucket.saturating_add(1)..)
+        .map(|(_, n)| *n)
+        .sum();
+    let of = counts.values().sum();
+    (1 + higher + above_in_bucket, of)
+}
+
+/// The counts of a class's rows by bucket, computed from the rows themselves (a recount).
+pub fn bucket_counts<'a>(
+    rows: impl IntoIterator<Item = &'a LeaderboardEntry>,
+) -> std::collections::BTreeMap<u32, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for row in rows {
+        *counts.entry(rank_bucket(row.best)).or_insert(0) += 1;
+    }
+    counts
 }

@@ -5,7 +5,7 @@
 //!
 //! - [`message`]: the device message, parsed without copying, validated rule by rule, scored;
 //! - [`race`]: which race a ride belongs to and when it is over;
-//! - [`standings`], [`leaderboard`], [`series`], [`history`]: the views of DESIGN section 3, each
+//! - [`standings`], [`leaderboard`], [`series`], [`history`] (with its [`sample`]): the views of DESIGN section 3, each
 //!   a [`MaxMerge`] so retries, replays and concurrent writers cannot corrupt them;
 //! - [`trust`]: what makes a record trustworthy: a plausible ride, published by the racer's
 //!   holder;
@@ -21,6 +21,7 @@ pub mod merge;
 pub mod message;
 pub mod output;
 pub mod race;
+pub mod sample;
 mod scan;
 pub mod series;
 pub mod standings;
@@ -34,6 +35,7 @@ pub use merge::MaxMerge;
 pub use message::{DeviceMessage, Event, MessageText, Reading, Rejection};
 pub use output::Output;
 pub use race::{RaceClock, RaceKey};
+pub use sample::{DEFAULT_SAMPLE_SIZE, RacerSample, sample_hash};
 #[doc(hidden)]
 pub use scan::string_len;
 pub use series::SecondSeries;

@@ -166,14 +166,45 @@ impl FinalsView {
     }
 }
 
-/// `GET /leaderboard?classId=&limit=`: the class leaderboard, best first.
+/// `GET /leaderboard?classId=&limit=&cursor=`: one page of the class leaderboard, best first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaderboardView {
     /// The class.
     pub class_id: u8,
-    /// Best first.
-    pub entries: Vec<LeaderboardEntry>,
+    /// Best first, in [`crate::leaderboard::rank_leaderboard`] order.
+    pub entries: Vec<RankedEntry>,
+    /// The cursor of the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// A leaderboard row with its place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankedEntry {
+    /// 1 + the number of rows with a strictly higher best (equal bests share a place).
+    pub place: u64,
+    /// The row.
+    #[serde(flatten)]
+    pub entry: LeaderboardEntry,
+}
+
+/// `GET /racers/{racerId}/rank?classId=`: a racer's place on the class leaderboard.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RacerRankView {
+    /// The class.
+    pub class_id: u8,
+    /// The racer.
+    pub racer_id: u32,
+    /// 1 + the number of rows with a strictly higher best.
+    pub place: u64,
+    /// Rows on the class leaderboard.
+    pub of: u64,
+    /// The racer's best.
+    pub best: Output,
+    /// The race that set it.
+    pub race_id: u64,
 }
 
 /// `GET /racers/{racerId}/bests?classId=`: the racer's personal-record curve in a class.
@@ -208,10 +239,10 @@ pub struct RacerTraceView {
 pub struct HistoryLink {
     /// The class.
     pub class_id: u8,
-    /// A short-lived URL of the gzip object.
-    pub url: String,
-    /// When the URL stops working, epoch milliseconds.
-    pub expires_at: u64,
+    /// A short-lived URL of the gzip object; `null` while the class has no history.
+    pub url: Option<String>,
+    /// When the URL stops working, epoch milliseconds; `null` without a URL.
+    pub expires_at: Option<u64>,
 }
 
 /// Where the deployment runs, which decides how the browser connects to MQTT.

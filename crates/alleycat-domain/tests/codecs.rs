@@ -45,7 +45,8 @@ fn the_object_has_the_documented_shape() -> Result<(), Box<dyn std::error::Error
         json,
         serde_json::json!({
             "classId": 3, "topK": 100, "updatedAt": 1_620_051_628_707_u64,
-            "seconds": {"1": {"2": 99.0, "8": 123.45}, "2": {"8": 140.0}}
+            "seconds": {"1": {"2": 99.0, "8": 123.45}, "2": {"8": 140.0}},
+            "sample": {"size": 200, "racers": 2, "members": [[2, [99]], [8, [123, 140]]]}
         })
     );
     Ok(())
@@ -99,7 +100,8 @@ fn corrupt_objects_are_errors_not_empty_histories() {
 
 #[test]
 fn a_large_population_stays_small_with_k_100() {
-    // 40,000 racers × 300 seconds with realistic outputs (63–189) at 4 decimals.
+    // 40,000 racers × 300 seconds with realistic outputs (63–189) at 4 decimals. The budget is
+    // issue 14's: 250 KB with the racer sample beside the top 100 (200 KB before it).
     let mut history = ClassHistory::new(3, 100);
     let mut state = 1u64;
     for racer in 0..40_000u32 {
@@ -113,7 +115,7 @@ fn a_large_population_stays_small_with_k_100() {
     }
     assert_eq!(history.entries(), 30_000);
     let object = history.encode_gzip();
-    assert!(object.len() < 200 * 1024, "{} bytes", object.len());
+    assert!(object.len() < 250 * 1024, "{} bytes", object.len());
     assert_eq!(ClassHistory::decode_gzip(&object, 3, 100).unwrap(), history);
 }
 

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use alleycat_domain::{
-    ClassHistory, DeviceMessage, LeaderboardEntry, MaxMerge, Output, RaceClock, Reading,
-    SecondSeries, Standings,
+    ClassHistory, DeviceMessage, LeaderboardEntry, MaxMerge, Output, RaceClock, RacerSample,
+    Reading, SecondSeries, Standings, sample_hash,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -199,6 +199,102 @@ proptest! {
         all.merge(&history_with(small, &[], 0));
         prop_assert_eq!(all.top_k(), small);
         prop_assert_eq!(ranked_by_second(&all), brute_force_top_k(&stream, small));
+    }
+}
+
+// ---------------------------------------------------------------- racer sample
+
+/// Outputs with fractions, so flooring to whole units is exercised.
+fn fine_output() -> impl Strategy<Value = Output> {
+    (0u32..60_000).prop_map(|v| Output::from_ten_thousandths(v * 7))
+}
+
+fn sample_records(max: usize) -> impl Strategy<Value = Vec<Record>> {
+    vec((1u16..5, 0u32..30, fine_output()), 0..max)
+}
+
+fn sample_with(size: u32, records: &[Record]) -> RacerSample {
+    let mut sample = RacerSample::new(size);
+    for &(second, racer, output) in records {
+        sample.record(second, racer, output);
+    }
+    sample
+}
+
+fn sample() -> impl Strategy<Value = RacerSample> {
+    (0u32..6, sample_records(60)).prop_map(|(s, r)| sample_with(s, &r))
+}
+
+/// The sample by brute force: every racer's best per second in whole units, the S racers with
+/// the smallest (hash, id).
+fn brute_force_sample(records: &[Record], size: u32) -> Vec<(u32, Vec<Option<u32>>)> {
+    let mut best: BTreeMap<u32, BTreeMap<u16, u32>> = BTreeMap::new();
+    for &(second, racer, output) in records {
+        let units = output.ten_thousandths() / Output::SCALE;
+        let slot = best
+            .entry(racer)
+            .or_default()
+            .entry(second)
+            .or_insert(units);
+        *slot = (*slot).max(units);
+    }
+    let mut racers: Vec<u32> = best.keys().copied().collect();
+    racers.sort_unstable_by_key(|&r| (sample_hash(r), r));
+    racers.truncate(size as usize);
+    racers.sort_unstable();
+    racers
+        .into_iter()
+        .map(|racer| {
+            let seconds = &best[&racer];
+            let last = *seconds.keys().next_back().unwrap_or(&0);
+            let values = (1..=last).map(|s| seconds.get(&s).copied()).collect();
+            (racer, values)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn sample_merge_is_a_lattice_join(a in sample(), b in sample(), c in sample()) {
+        assert_laws(&a, &b, &c);
+    }
+
+    #[test]
+    fn incremental_sample_equals_brute_force(size in 0u32..8, stream in sample_records(200)) {
+        prop_assert_eq!(sample_with(size, &stream).members(), brute_force_sample(&stream, size));
+    }
+
+    #[test]
+    fn merging_partial_samples_equals_brute_force(
+        size in 0u32..8, stream in sample_records(200), cuts in vec(any::<prop::sample::Index>(), 0..4)
+    ) {
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+        bounds.extend([0, stream.len()]);
+        bounds.sort_unstable();
+        // Merge the chunks in reverse order too: the result may not depend on it.
+        let mut forward = RacerSample::new(size);
+        let mut backward = RacerSample::new(size);
+        for pair in bounds.windows(2) {
+            forward.merge(&sample_with(size, &stream[pair[0]..pair[1]]));
+        }
+        for pair in bounds.windows(2).rev() {
+            backward.merge(&sample_with(size, &stream[pair[0]..pair[1]]));
+        }
+        prop_assert_eq!(forward.members(), brute_force_sample(&stream, size));
+        prop_assert_eq!(&forward, &backward);
+    }
+
+    #[test]
+    fn sampled_history_object_round_trips(size in 0u32..8, k in 0u32..4, stream in sample_records(120)) {
+        let mut history = ClassHistory::new(3, k).with_sample_size(size);
+        for &(second, racer, output) in &stream {
+            history.record(second, racer, output);
+        }
+        let decoded = ClassHistory::decode_gzip(&history.encode_gzip(), 3, 77).unwrap();
+        prop_assert_eq!(decoded.sample().members(), history.sample().members());
+        prop_assert_eq!(decoded.to_json(), history.to_json());
     }
 }
 

@@ -241,6 +241,15 @@ impl ObjectStore for LocalBucket {
         self.write(key, &bytes, condition.as_ref())
     }
 
+    /// A `HEAD`, metered as S3 bills it: a GET-class request.
+    async fn exists(&self, key: &str) -> Result<bool, PortError> {
+        if let Some(meter) = &self.meter {
+            meter.s3_get();
+        }
+        let path = self.path(key).ok_or_else(|| Self::invalid_key(key))?;
+        Ok(path.is_file())
+    }
+
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, PortError> {
         Ok(self.presign(key, ttl))
     }

@@ -12,6 +12,7 @@
 //! | racer bests | `racer#<racerId>` | `bests#class#<classId>` |
 //! | racer trace | `racer#<racerId>` | `race#<classId>#<raceId>` |
 //! | racer claim | `racer#<racerId>` | `claim` |
+//! | class rank counts | `class#<classId>` | `counts` |
 //!
 //! Standings also carry `gsi1pk = class#<classId>#races` and `gsi1sk = raceId` (a number, so races
 //! sort numerically) for index [`GSI1`] (a class's latest races); leaderboard rows carry `best`,
@@ -37,6 +38,9 @@ pub const BY_BEST: &str = "byBest";
 pub const STANDINGS_SK: &str = "standings";
 /// Sort key of a racer's claim.
 pub const CLAIM_SK: &str = "claim";
+/// Sort key of a class's rank counts item: one number attribute per bucket of bests
+/// ([`count_attr`]) and [`attr::VERSION`]; no `best`, so [`BY_BEST`] never lists it.
+pub const COUNTS_SK: &str = "counts";
 /// Sort-key prefix of racer finals (under a race) and leaderboard rows (under a class).
 pub const RACER_PREFIX: &str = "racer#";
 
@@ -112,6 +116,20 @@ pub fn trace_sk(race: RaceKey) -> String {
     race_pk(race)
 }
 
+/// The rank counts item's attribute of a bucket of bests
+/// (`alleycat_domain::leaderboard::rank_bucket`): `b<bucket>`.
+pub fn count_attr(bucket: u32) -> String {
+    format!("b{bucket}")
+}
+
+/// The bucket a rank counts attribute names, if it names one.
+pub fn count_bucket(attribute: &str) -> Option<u32> {
+    let digits = attribute.strip_prefix('b')?;
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +147,9 @@ mod tests {
         assert_eq!(class_races_gsi1pk(3), "class#3#races");
         assert_eq!(racer_pk(42), "racer#42");
         assert_eq!(bests_sk(3), "bests#class#3");
+        assert_eq!(count_attr(303), "b303");
+        assert_eq!(count_bucket("b303"), Some(303));
+        assert_eq!(count_bucket("best"), None);
+        assert_eq!(count_bucket("b"), None);
     }
 }

@@ -15,6 +15,7 @@ use crate::objects::{Object, ObjectStore, PutCondition};
 use crate::realtime::Publisher;
 use crate::table::{BestsKey, Claims, Finals, MergeStore, Queries, StoredStandings, TraceKey};
 
+mod ranks;
 mod repair;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,6 +79,7 @@ struct Tables {
     finals: BTreeMap<(RaceKey, u32), RacerFinal>,
     leaderboard: BTreeMap<(u8, u32), LeaderboardEntry>,
     claims: BTreeMap<u32, Claim>,
+    counts: BTreeMap<u8, ranks::Counts>,
     clock: u64,
 }
 
@@ -423,6 +425,11 @@ impl ObjectStore for MemoryObjects {
             ),
         );
         Ok(etag)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, PortError> {
+        self.faults.check(&["exists"])?;
+        Ok(lock(&self.bucket).objects.contains_key(key))
     }
 
     async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, PortError> {

@@ -38,6 +38,9 @@ pub trait ObjectStore: Sync {
         condition: Option<PutCondition>,
     ) -> impl Future<Output = Result<String, PortError>> + Send;
 
+    /// Whether an object exists (a `HEAD`): so the API never signs a URL to nothing.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, PortError>> + Send;
+
     /// A URL that reads the object without credentials until `ttl` passes.
     fn presign_get(
         &self,

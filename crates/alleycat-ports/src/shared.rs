@@ -113,6 +113,10 @@ impl<T: ObjectStore + Send> ObjectStore for Arc<T> {
         (**self).put(key, bytes, content_type, condition)
     }
 
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, PortError>> + Send {
+        (**self).exists(key)
+    }
+
     fn presign_get(
         &self,
         key: &str,

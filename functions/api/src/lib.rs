@@ -16,18 +16,32 @@
 //! API Gateway with SigV4); `authorizer.iam.cognitoIdentity.identityId` is read too, which the
 //! embedded stack's HTTP layer fills. Without one, a claim is 401; a
 //! racer another identity holds is 409.
+//!
+//! **Ranks.** `GET /leaderboard` pages through the whole class: `limit` rows (1–100, default
+//! 20) in `rank_leaderboard` order, each with its `place` (1 + rows with a strictly higher best),
+//! and `next`, the opaque cursor of the following page (`cursor=`; `null` on the last page; a
+//! forged or foreign cursor is a 400). `GET /racers/{racerId}/rank?classId=` answers a racer's
+//! place and the class size from the rank counts in three table requests, whatever the class
+//! size (`alleycat_ports::ranks`). `GET /history/{classId}` answers `url: null` while the class
+//! has no history object, rather than a signed URL to nothing.
 
 mod config;
+mod cursor;
 mod params;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use alleycat_domain::views::{
     ApiError, ClaimView, FinalsView, HistoryLink, LeaderboardView, RaceList, RaceSummary, RaceView,
-    RacerBestsView, RacerTraceView, history_key, rank,
+    RacerBestsView, RacerRankView, RacerTraceView, RankedEntry, history_key, rank,
 };
 use alleycat_domain::{Claim, RaceKey};
 use alleycat_lambda::env::EnvError;
 use alleycat_ports::claims::{Released, claim_of, release_claim, take_claim};
-use alleycat_ports::{BestsKey, Claims, ObjectStore, PortError, Queries, RetryPolicy, TraceKey};
+use alleycat_ports::{
+    BestsKey, Claims, LeaderboardPage, ObjectStore, PortError, Queries, Ranks, RetryPolicy,
+    TraceKey,
+};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::http::header::{
@@ -44,6 +58,7 @@ pub use config::{
 };
 pub use params::{DEFAULT_LIMIT, MAX_LIMIT};
 
+use cursor::Cursor;
 use params::Query;
 
 /// Methods the API answers.
@@ -116,8 +131,10 @@ pub enum Route<'p> {
     Race(&'p str),
     /// `GET /races/{raceId}/finals?classId=`
     RaceFinals(&'p str),
-    /// `GET /leaderboard?classId=&limit=`
+    /// `GET /leaderboard?classId=&limit=&cursor=`
     Leaderboard,
+    /// `GET /racers/{racerId}/rank?classId=`
+    RacerRank(&'p str),
     /// `GET /racers/{racerId}/bests?classId=`
     RacerBests(&'p str),
     /// `GET /racers/{racerId}/races/{raceId}?classId=`
@@ -141,6 +158,7 @@ impl<'p> Route<'p> {
             ["races", race, "finals"] => Self::RaceFinals(race),
             ["leaderboard"] => Self::Leaderboard,
             ["racers", racer, "bests"] => Self::RacerBests(racer),
+            ["racers", racer, "rank"] => Self::RacerRank(racer),
             ["racers", racer, "races", race] => Self::RacerTrace(racer, race),
             ["history", class] => Self::History(class),
             ["config"] => Self::Config,
@@ -157,7 +175,7 @@ pub use alleycat_lambda::now_ms;
 ///
 /// `now_ms` decides which races are over and when history links expire; pass [`now_ms`]`()`.
 #[tracing::instrument(skip_all, fields(method = %request.request_context.http.method, path = request.raw_path.as_deref()))]
-pub async fn handle<Q: Queries + Claims, O: ObjectStore>(
+pub async fn handle<Q: Queries + Ranks + Claims, O: ObjectStore>(
     request: ApiGatewayV2httpRequest,
     table: &Q,
     history: &O,
@@ -290,7 +308,7 @@ fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
 }
 
 /// The JSON body of a GET on `route`.
-async fn answer<Q: Queries + Claims, O: ObjectStore>(
+async fn answer<Q: Queries + Ranks + Claims, O: ObjectStore>(
     route: Route<'_>,
     query: &Query<'_>,
     caller: Option<&str>,
@@ -339,11 +357,8 @@ async fn answer<Q: Queries + Claims, O: ObjectStore>(
             }
             Ok(json(&FinalsView::new(race, over(race.race_id), finals)))
         }
-        Route::Leaderboard => {
-            let class_id = query.class_id()?;
-            let entries = table.leaderboard(class_id, query.limit()?).await?;
-            Ok(json(&LeaderboardView { class_id, entries }))
-        }
+        Route::Leaderboard => leaderboard(query, table).await,
+        Route::RacerRank(racer) => racer_rank(racer, query, table).await,
         Route::RacerBests(racer) => {
             let key = BestsKey {
                 racer_id: params::racer_id(racer)?,
@@ -379,23 +394,114 @@ async fn answer<Q: Queries + Claims, O: ObjectStore>(
                 seconds,
             }))
         }
-        Route::History(class) => {
-            let class_id = params::class_id(class)?;
-            let ttl = config.history_url_ttl;
-            let url = history.presign_get(&history_key(class_id), ttl).await?;
-            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-            Ok(json(&HistoryLink {
-                class_id,
-                url,
-                expires_at: now_ms.saturating_add(ttl_ms),
-            }))
-        }
+        Route::History(class) => history_link(class, history, config, now_ms).await,
         Route::Config => Ok(json(&config.client_config())),
         Route::Claim(racer) => {
             let racer_id = params::racer_id(racer)?;
             let stored = claim_of(table, racer_id).await?;
             Ok(json(&claim_view(racer_id, stored.as_ref(), caller, now_ms)))
         }
+    }
+}
+
+/// `GET /history/{classId}`: a presigned URL of the class history, or none while the class
+/// has no history object (no race merged into it yet): the browser would fetch a signed URL to
+/// nothing only to get a 404.
+async fn history_link<O: ObjectStore>(
+    class: &str,
+    history: &O,
+    config: &Config,
+    now_ms: u64,
+) -> Result<String, Error> {
+    let class_id = params::class_id(class)?;
+    let key = history_key(class_id);
+    if !history.exists(&key).await? {
+        return Ok(json(&HistoryLink {
+            class_id,
+            url: None,
+            expires_at: None,
+        }));
+    }
+    let ttl = config.history_url_ttl;
+    let url = history.presign_get(&key, ttl).await?;
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    Ok(json(&HistoryLink {
+        class_id,
+        url: Some(url),
+        expires_at: Some(now_ms.saturating_add(ttl_ms)),
+    }))
+}
+
+/// `GET /leaderboard`: one page after the cursor, if any.
+async fn leaderboard<R: Ranks>(query: &Query<'_>, table: &R) -> Result<String, Error> {
+    let class_id = query.class_id()?;
+    let limit = query.limit()?;
+    let cursor = query
+        .cursor()?
+        .map(|text| Cursor::decode(text, class_id))
+        .transpose()?;
+    let page = table
+        .leaderboard_page(class_id, cursor.as_ref().map(|c| &c.after), limit)
+        .await?;
+    Ok(json(&leaderboard_view(class_id, cursor.as_ref(), page)))
+}
+
+/// `GET /racers/{racerId}/rank`: the racer's place and the class size.
+async fn racer_rank<R: Ranks>(racer: &str, query: &Query<'_>, table: &R) -> Result<String, Error> {
+    let racer_id = params::racer_id(racer)?;
+    let class_id = query.class_id()?;
+    let rank = table.rank(class_id, racer_id).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "racer {racer_id} has no leaderboard row in class {class_id}"
+        ))
+    })?;
+    Ok(json(&RacerRankView {
+        class_id,
+        racer_id,
+        place: rank.place,
+        of: rank.of,
+        best: rank.entry.best,
+        race_id: rank.entry.race_id,
+    }))
+}
+
+/// A page with places (continuing the previous page's, which `cursor` carries) and the cursor
+/// of the next page.
+fn leaderboard_view(
+    class_id: u8,
+    cursor: Option<&Cursor>,
+    page: LeaderboardPage,
+) -> LeaderboardView {
+    let mut rows = cursor.map_or(0, |c| c.rows);
+    let mut last = cursor.map(|c| (c.after.best, c.place));
+    let entries: Vec<RankedEntry> = page
+        .entries
+        .into_iter()
+        .map(|entry| {
+            rows += 1;
+            let place = match last {
+                Some((best, place)) if best == entry.best => place,
+                _ => rows,
+            };
+            last = Some((entry.best, place));
+            RankedEntry { place, entry }
+        })
+        .collect();
+    let next = match (page.more, entries.last()) {
+        (true, Some(last)) => Some(
+            Cursor {
+                after: last.entry.clone(),
+                rows,
+                place: last.place,
+            }
+            .encode(class_id),
+        ),
+        _ => None,
+    };
+    LeaderboardView {
+        class_id,
+        entries,
+        next,
     }
 }
 
@@ -485,7 +591,7 @@ pub struct Api<Q, O> {
     pub config: Config,
 }
 
-impl<Q: Queries + Claims, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
+impl<Q: Queries + Ranks + Claims, O: ObjectStore> alleycat_lambda::Function for Api<Q, O> {
     const NAME: &'static str = "api";
     type Event = ApiGatewayV2httpRequest;
     type Response = ApiGatewayV2httpResponse;

@@ -79,6 +79,11 @@ impl Query<'_> {
         })
     }
 
+    /// The leaderboard's `cursor`, if given (decoded by [`crate::cursor::Cursor::decode`]).
+    pub(crate) fn cursor(&self) -> Result<Option<&str>, Error> {
+        self.single("cursor")
+    }
+
     /// `limit`, 1–100, default 20.
     pub(crate) fn limit(&self) -> Result<usize, Error> {
         match self.single("limit")? {

@@ -136,24 +136,22 @@ async fn seeded_table() -> Result<MemoryTable, PortError> {
             })
             .await?;
     }
-    for (racer_id, name, best) in [
+    // Rows with their rank counts, as the leaderboard writer writes them.
+    let rows: Vec<LeaderboardEntry> = [
         (8, "Adell", "151.788"),
         (12, "Bo", "140.25"),
         (40, "Cy", "160"),
-    ] {
-        table
-            .offer_record(
-                3,
-                &LeaderboardEntry {
-                    racer_id,
-                    name: name.to_owned(),
-                    best: output(best),
-                    race_id: 100,
-                    updated_at: 30_000_000,
-                },
-            )
-            .await?;
-    }
+    ]
+    .into_iter()
+    .map(|(racer_id, name, best)| LeaderboardEntry {
+        racer_id,
+        name: name.to_owned(),
+        best: output(best),
+        race_id: 100,
+        updated_at: 30_000_000,
+    })
+    .collect();
+    api::testing::seed(&table, 3, &rows).await;
     let series: SecondSeries = [(1, output("100.5")), (3, output("120"))]
         .into_iter()
         .collect();
@@ -219,10 +217,10 @@ async fn fixture_leaderboard_request_end_to_end() -> TestResult {
     assert_eq!(
         body,
         json!({"classId": 3, "entries": [
-            {"racerId": 40, "name": "Cy", "best": 160.0, "raceId": 100, "updatedAt": 30_000_000},
-            {"racerId": 8, "name": "Adell", "best": 151.788, "raceId": 100, "updatedAt": 30_000_000},
-            {"racerId": 12, "name": "Bo", "best": 140.25, "raceId": 100, "updatedAt": 30_000_000}
-        ]})
+            {"place": 1, "racerId": 40, "name": "Cy", "best": 160.0, "raceId": 100, "updatedAt": 30_000_000},
+            {"place": 2, "racerId": 8, "name": "Adell", "best": 151.788, "raceId": 100, "updatedAt": 30_000_000},
+            {"place": 3, "racerId": 12, "name": "Bo", "best": 140.25, "raceId": 100, "updatedAt": 30_000_000}
+        ], "next": null})
     );
     // What API Gateway reads back.
     let wire = serde_json::to_value(&response)?;
@@ -239,7 +237,75 @@ async fn leaderboard_honours_limit() -> TestResult {
     assert_eq!(status, 200);
     assert_eq!(body["entries"].as_array().map(Vec::len), Some(2));
     let (_, empty) = json_of(&get(&table, "/leaderboard", &[("classId", "6")]).await);
-    assert_eq!(empty, json!({"classId": 6, "entries": []}));
+    assert_eq!(empty, json!({"classId": 6, "entries": [], "next": null}));
+    Ok(())
+}
+
+#[tokio::test]
+async fn leaderboard_pages_carry_places_and_a_cursor() -> TestResult {
+    let table = seeded_table().await?;
+    let (_, first) =
+        json_of(&get(&table, "/leaderboard", &[("classId", "3"), ("limit", "2")]).await);
+    let next = first["next"].as_str().ok_or("a cursor")?;
+    let (status, second) = json_of(
+        &get(
+            &table,
+            "/leaderboard",
+            &[("classId", "3"), ("limit", "2"), ("cursor", next)],
+        )
+        .await,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        second,
+        json!({"classId": 3, "entries": [
+            {"place": 3, "racerId": 12, "name": "Bo", "best": 140.25, "raceId": 100, "updatedAt": 30_000_000}
+        ], "next": null})
+    );
+    for (cursor, class) in [(next, "2"), ("forged", "3"), ("", "3")] {
+        let (status, body) = json_of(
+            &get(
+                &table,
+                "/leaderboard",
+                &[("classId", class), ("cursor", cursor)],
+            )
+            .await,
+        );
+        assert_eq!(status, 400, "cursor {cursor:?} of class {class}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("cursor"))
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_racers_rank_is_its_place_among_the_class() -> TestResult {
+    let table = seeded_table().await?;
+    let (status, body) = json_of(&get(&table, "/racers/8/rank", &[("classId", "3")]).await);
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({"classId": 3, "racerId": 8, "place": 2, "of": 3, "best": 151.788, "raceId": 100})
+    );
+    let (status, body) = json_of(&get(&table, "/racers/8/rank", &[("classId", "2")]).await);
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({"error": "racer 8 has no leaderboard row in class 2"})
+    );
+    let (status, _) = json_of(&get(&table, "/racers/8/rank", &[]).await);
+    assert_eq!(status, 400, "classId is required");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_class_without_history_gets_no_url() -> TestResult {
+    let (status, body) = json_of(&get(&MemoryTable::new(), "/history/5", &[]).await);
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"classId": 5, "url": null, "expiresAt": null}));
     Ok(())
 }
 
@@ -334,6 +400,7 @@ async fn racer_bests_and_trace_are_second_series() -> TestResult {
 async fn history_link_is_presigned_for_the_configured_ttl() -> TestResult {
     let table = MemoryTable::new();
     let bucket = MemoryObjects::new();
+    bucket.insert("class-4.json.gz", b"history".to_vec());
     let mut config = config();
     config.history_url_ttl = Duration::from_secs(120);
     let response = handle(
@@ -581,7 +648,7 @@ async fn preflight_allows_gets_from_the_configured_origin() {
 async fn store_failures_are_503_when_retryable_and_500_otherwise() -> TestResult {
     let table = seeded_table().await?;
     table.faults.fail(
-        "leaderboard",
+        "leaderboard_page",
         PortError::Throttled("ProvisionedThroughputExceeded".into()),
         1,
     );
@@ -608,6 +675,7 @@ async fn store_failures_are_503_when_retryable_and_500_otherwise() -> TestResult
     );
 
     let bucket = MemoryObjects::new();
+    bucket.insert("class-3.json.gz", b"history".to_vec());
     bucket
         .faults
         .fail("presign_get", PortError::Transient("timeout".into()), 1);

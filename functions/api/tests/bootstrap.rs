@@ -73,10 +73,10 @@ async fn fixture_leaderboard_request_is_answered_from_the_table() -> TestResult 
     assert_eq!(
         body,
         json!({"classId": 3, "entries": [
-            {"racerId": 40, "name": "Cy", "best": 160.0, "raceId": 100, "updatedAt": 30_000_000},
-            {"racerId": 8, "name": "Adell", "best": 151.788, "raceId": 100, "updatedAt": 30_000_000},
-            {"racerId": 12, "name": "Bo", "best": 140.25, "raceId": 100, "updatedAt": 30_000_000}
-        ]})
+            {"place": 1, "racerId": 40, "name": "Cy", "best": 160.0, "raceId": 100, "updatedAt": 30_000_000},
+            {"place": 2, "racerId": 8, "name": "Adell", "best": 151.788, "raceId": 100, "updatedAt": 30_000_000},
+            {"place": 3, "racerId": 12, "name": "Bo", "best": 140.25, "raceId": 100, "updatedAt": 30_000_000}
+        ], "next": null})
     );
     assert_counts_one_good_request(&run)?;
     Ok(())

@@ -8,31 +8,38 @@
 //! identity published it (`alleycat_lambda::claims`); a rejected final is counted under its rule
 //! (`Rejected.<rule>`) and never stored, so a forged 470.25 cannot reach the leaderboard.
 //!
-//! For each final, in stream order: [`Finals::put_final`] stores the result (the fact), then
-//! [`Finals::offer_record`] updates the leaderboard row only if the result beats it. `false` is
-//! the normal "no new record" (`NoNewRecord`), not an error. Both calls go through [`retry()`]:
-//! throttled and transient failures are retried with backoff; a call that still fails (or fails
-//! permanently) reports its record as a batch item failure. Lambda resumes the batch from the
-//! earliest reported record, and replaying a final is harmless: the same result item is written
-//! again and the offer is "no new record".
+//! For each final, in stream order: [`Finals::put_final`] stores the result (the fact), through
+//! [`retry()`]. Racers are independent, so their finals are stored concurrently, each racer's in
+//! stream order; a racer whose final fails stops there (its later records come back with the
+//! retry, counted `Skipped`) and reports it.
 //!
-//! Racers are independent, so their records are processed concurrently, each racer's in stream
-//! order. A racer whose record fails stops there (its later records come back with the retry,
-//! counted `Skipped`); other racers carry on. Whatever finished in whatever order, every record
-//! before the earliest failure has succeeded, which is all an ordered stream needs.
+//! Then the stored results go to the class leaderboards together, class by class
+//! ([`offer_records`]): each racer's best of the batch is offered, the racers' rows are read,
+//! and the rows it beats are written with the class's rank counts in one transaction per 99
+//! racers, each row conditional on the row read (a concurrent writer makes the transaction
+//! re-read and retry with backoff). A result that does not beat the row is the normal "no new
+//! record" (`NoNewRecord`), not an error. A transaction that still fails reports each of its
+//! racers' earliest final of that class as a batch item failure, and logs its error.
+//!
+//! Lambda resumes the batch from the earliest reported record, and replaying finals is harmless:
+//! the same result items are written again and the rows, already improved, are not written, so
+//! no count moves twice. Whatever finished in whatever order, every record before the earliest
+//! failure has succeeded, which is all an ordered stream needs.
 //!
 //! Metrics: `RecordsIn`, `BytesIn` (record data, of the finals the filter let through),
 //! `Rejected` and `Rejected.<rule>`, `ClaimLookups`, `NotFinal`, `Finals` (results stored),
 //! `NewRecord`, `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use alleycat_domain::RacerFinal;
+use alleycat_domain::{LeaderboardEntry, RacerFinal};
 use alleycat_lambda::claims::admit_holders;
 use alleycat_lambda::env::StreamConfig;
 pub use alleycat_lambda::env::{RETRY_MAX_ATTEMPTS, WRITE_CONCURRENCY};
 use alleycat_lambda::{BatchFailures, LenientKinesisEvent, Metrics, RejectionLog};
-use alleycat_ports::{Claims, Finals, RetryError, RetryPolicy, retry};
+use alleycat_ports::{
+    Claims, Finals, RankedRecords, RetryError, RetryPolicy, offer_records, retry,
+};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use futures::stream::{self, StreamExt};
 
@@ -65,16 +72,16 @@ struct FinalRecord<'e> {
     result: RacerFinal,
 }
 
-/// What processing one racer's finals did.
+/// What storing one racer's finals did.
 #[derive(Default)]
 struct RacerOutcome<'e> {
     finals: u64,
-    new_records: u64,
-    no_new_records: u64,
     retries: u64,
     skipped: u64,
     /// The racer's record that failed: position and sequence number.
     failed: Option<(usize, &'e str)>,
+    /// The finals stored, in stream order: what the leaderboards are offered.
+    stored: Vec<FinalRecord<'e>>,
 }
 
 /// Handles one Kinesis event of finals: stores each result and offers it to the leaderboard, and
@@ -82,7 +89,7 @@ struct RacerOutcome<'e> {
 ///
 /// Counts into `metrics`; the caller emits them once per invocation.
 #[tracing::instrument(name = "leaderboard_writer", skip_all, fields(records = event.len()))]
-pub async fn handle<F: Finals + Claims>(
+pub async fn handle<F: Finals + RankedRecords + Claims>(
     event: LenientKinesisEvent,
     finals: &F,
     config: &Config,
@@ -132,21 +139,88 @@ pub async fn handle<F: Finals + Claims>(
         // Finals whose claims could not be read cannot be judged: Lambda delivers them again.
         failures.fail(undecided.first.position, undecided.first.sequence_number);
     }
+    // Stored finals by class, each class's in stream order.
+    let mut by_class: BTreeMap<u8, Vec<FinalRecord<'_>>> = BTreeMap::new();
     for outcome in outcomes {
         metrics.add("Finals", outcome.finals);
-        metrics.add("NewRecord", outcome.new_records);
-        metrics.add("NoNewRecord", outcome.no_new_records);
         metrics.add("Retries", outcome.retries);
         metrics.add("Skipped", outcome.skipped);
         if let Some((position, sequence_number)) = outcome.failed {
             metrics.incr("Failed");
             failures.fail(position, sequence_number);
         }
+        for record in outcome.stored {
+            by_class
+                .entry(record.result.class_id)
+                .or_default()
+                .push(record);
+        }
+    }
+    for (class_id, mut records) in by_class {
+        records.sort_unstable_by_key(|r| r.position);
+        offer_class(
+            finals,
+            class_id,
+            &records,
+            &config.retry,
+            metrics,
+            &mut failures,
+        )
+        .await;
     }
     failures.into_kinesis_response()
 }
 
-/// One racer's finals in order, stopping at the first that fails.
+/// Offers a class's stored finals to its leaderboard, counts new records as if each final had
+/// been offered in stream order, and reports the racers whose rows could not be written.
+async fn offer_class<F: RankedRecords>(
+    table: &F,
+    class_id: u8,
+    records: &[FinalRecord<'_>],
+    policy: &RetryPolicy,
+    metrics: &mut Metrics,
+    failures: &mut BatchFailures,
+) {
+    let entries: Vec<LeaderboardEntry> = records
+        .iter()
+        .map(|r| r.result.to_leaderboard_entry())
+        .collect();
+    let outcome = offer_records(table, class_id, &entries, policy).await;
+    metrics.add("Retries", u64::from(outcome.retries + outcome.conflicts));
+    let mut failed: HashMap<u32, &RetryError> = HashMap::new();
+    for (racers, error) in &outcome.failed {
+        tracing::error!(
+            class_id,
+            racers = ?racers,
+            attempts = error.attempts,
+            error = %error.last,
+            "leaderboard rows not written"
+        );
+        failed.extend(racers.iter().map(|racer| (*racer, error)));
+    }
+    let mut running = outcome.observed;
+    let mut reported: HashSet<u32> = HashSet::new();
+    for (record, entry) in records.iter().zip(entries) {
+        let racer = entry.racer_id;
+        if failed.contains_key(&racer) {
+            if reported.insert(racer) {
+                metrics.incr("Failed");
+                failures.fail(record.position, record.sequence_number);
+            } else {
+                metrics.incr("Skipped");
+            }
+            continue;
+        }
+        if entry.beats(running.get(&racer)) {
+            metrics.incr("NewRecord");
+            running.insert(racer, entry);
+        } else {
+            metrics.incr("NoNewRecord");
+        }
+    }
+}
+
+/// Stores one racer's finals in order, stopping at the first that fails.
 async fn process_racer<'e, F: Finals>(
     finals: &F,
     records: Vec<FinalRecord<'e>>,
@@ -170,11 +244,12 @@ async fn process_racer<'e, F: Finals>(
             );
             break;
         }
+        outcome.stored.push(record);
     }
     outcome
 }
 
-/// Stores one result, then offers it to the class leaderboard.
+/// Stores one result (the fact; the leaderboard is offered it afterwards).
 async fn write_final<F: Finals>(
     finals: &F,
     result: &RacerFinal,
@@ -184,15 +259,6 @@ async fn write_final<F: Finals>(
     let ((), retries) = retry(policy, || finals.put_final(result)).await?;
     outcome.retries += u64::from(retries);
     outcome.finals += 1;
-    let entry = result.to_leaderboard_entry();
-    let (new_record, retries) =
-        retry(policy, || finals.offer_record(result.class_id, &entry)).await?;
-    outcome.retries += u64::from(retries);
-    if new_record {
-        outcome.new_records += 1;
-    } else {
-        outcome.no_new_records += 1;
-    }
     Ok(())
 }
 
@@ -205,7 +271,7 @@ pub struct LeaderboardWriter<F> {
     pub config: Config,
 }
 
-impl<F: Finals + Claims> alleycat_lambda::Function for LeaderboardWriter<F> {
+impl<F: Finals + RankedRecords + Claims> alleycat_lambda::Function for LeaderboardWriter<F> {
     const NAME: &'static str = FUNCTION_NAME;
     type Event = LenientKinesisEvent;
     type Response = KinesisEventResponse;

@@ -7,7 +7,7 @@ use alleycat_domain::{Claim, LeaderboardEntry, Output, RacerFinal};
 use alleycat_lambda::testing::{KinesisEventBuilder, Message, bad_messages, sequence_number};
 use alleycat_lambda::{LenientKinesisEvent, Metrics};
 use alleycat_ports::memory::MemoryTable;
-use alleycat_ports::{Claims, Finals, PortError, RetryPolicy};
+use alleycat_ports::{Claims, Finals, PortError, RankedRecords, RetryPolicy, RowWrite};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use leaderboard_writer::{Config, FUNCTION_NAME, handle};
 
@@ -22,7 +22,7 @@ fn config(attempts: u32) -> Config {
     }
 }
 
-async fn run<F: Finals + Claims>(
+async fn run<F: Finals + RankedRecords + Claims>(
     event: LenientKinesisEvent,
     finals: &F,
     config: &Config,
@@ -184,7 +184,7 @@ async fn throttling_is_retried_until_it_succeeds() {
     let table = MemoryTable::new();
     let throttled = PortError::Throttled("ProvisionedThroughputExceeded".to_owned());
     table.faults.fail("put_final", throttled.clone(), 2);
-    table.faults.fail("offer_record", throttled, 1);
+    table.faults.fail("write_records", throttled, 1);
     let event = KinesisEventBuilder::new()
         .messages(&[Message::new(3, 5_400_172, 8).second(300).finish()])
         .build();
@@ -226,6 +226,28 @@ impl Finals for ThrottledRacer {
     ) -> Result<bool, PortError> {
         self.check(entry.racer_id)?;
         self.table.offer_record(class_id, entry).await
+    }
+}
+
+impl RankedRecords for ThrottledRacer {
+    async fn records(
+        &self,
+        class_id: u8,
+        racer_ids: &[u32],
+    ) -> Result<HashMap<u32, LeaderboardEntry>, PortError> {
+        racer_ids.iter().try_for_each(|racer| self.check(*racer))?;
+        self.table.records(class_id, racer_ids).await
+    }
+
+    async fn write_records(&self, class_id: u8, writes: &[RowWrite]) -> Result<(), PortError> {
+        writes
+            .iter()
+            .try_for_each(|write| self.check(write.entry.racer_id))?;
+        self.table.write_records(class_id, writes).await
+    }
+
+    async fn recount(&self, class_id: u8) -> Result<(), PortError> {
+        self.table.recount(class_id).await
     }
 }
 
@@ -278,7 +300,7 @@ async fn persistent_throttling_reports_the_racers_earliest_final_only() {
 async fn when_every_racer_fails_the_earliest_record_is_reported() {
     let table = MemoryTable::new();
     table.faults.fail(
-        "offer_record",
+        "write_records",
         PortError::Permanent("AccessDenied".to_owned()),
         10,
     );
@@ -303,6 +325,88 @@ async fn when_every_racer_fails_the_earliest_record_is_reported() {
         2,
         "the results were stored before the offer failed"
     );
+}
+
+/// The rank counts the rows of a class imply.
+fn counts_of_rows(table: &MemoryTable, class_id: u8) -> std::collections::BTreeMap<u32, i64> {
+    let rows = table.all_leaderboard_rows();
+    alleycat_domain::leaderboard::bucket_counts(
+        rows.iter()
+            .filter(|((class, _), _)| *class == class_id)
+            .map(|(_, row)| row),
+    )
+    .into_iter()
+    .map(|(bucket, count)| (bucket, i64::try_from(count).unwrap()))
+    .collect()
+}
+
+#[tokio::test]
+async fn rank_counts_move_with_the_rows_and_a_replay_moves_nothing() {
+    let table = MemoryTable::new();
+    let config = config(3);
+    let racers: Vec<Message> = (1..=150)
+        .map(|racer| {
+            Message::new(3, 5_400_172, racer)
+                .second(300)
+                .finish()
+                .effort(40.0 + f64::from(i32::try_from(racer % 50).unwrap()), 50.0)
+        })
+        .collect();
+    let batch = || KinesisEventBuilder::new().messages(&racers).build();
+    let (response, metrics) = run(batch(), &table, &config).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(metrics.get("NewRecord"), 150);
+    assert_eq!(table.faults.calls("write_records"), 2, "99 rows, then 51");
+    assert_eq!(table.rank_counts(3), counts_of_rows(&table, 3));
+    assert_eq!(table.rank_counts(3).values().sum::<i64>(), 150);
+
+    let (_, metrics) = run(batch(), &table, &config).await;
+    assert_eq!(metrics.get("NoNewRecord"), 150);
+    assert_eq!(
+        table.faults.calls("write_records"),
+        2,
+        "nothing to write again"
+    );
+    assert_eq!(table.rank_counts(3).values().sum::<i64>(), 150);
+
+    // Better results move racers between buckets; the counts follow exactly.
+    let better: Vec<Message> = (1..=150)
+        .step_by(3)
+        .map(|racer| {
+            Message::new(3, 5_400_180, racer)
+                .second(300)
+                .finish()
+                .effort(120.0, 90.0)
+        })
+        .collect();
+    run(
+        KinesisEventBuilder::new().messages(&better).build(),
+        &table,
+        &config,
+    )
+    .await;
+    assert_eq!(table.rank_counts(3), counts_of_rows(&table, 3));
+    assert_eq!(table.rank_counts(3).values().sum::<i64>(), 150);
+}
+
+#[tokio::test]
+async fn a_concurrent_writer_makes_the_transaction_read_again() {
+    let table = MemoryTable::new();
+    table.faults.fail("write_records", PortError::Conflict, 2);
+    let event = KinesisEventBuilder::new()
+        .messages(&[Message::new(3, 5_400_172, 8).second(300).finish()])
+        .build();
+    let (response, metrics) = run(event, &table, &config(3)).await;
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(metrics.get("Retries"), 2);
+    assert_eq!(metrics.get("NewRecord"), 1);
+    assert_eq!(
+        table.faults.calls("records"),
+        3,
+        "each attempt reads the rows again"
+    );
+    assert_eq!(table.rank_counts(3).values().sum::<i64>(), 1);
 }
 
 #[test]

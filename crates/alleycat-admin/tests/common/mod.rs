@@ -15,7 +15,7 @@ use alleycat_domain::{
     Reading, SecondSeries, Standings,
 };
 use alleycat_local::testing::Oracle;
-use alleycat_ports::{BestsKey, Claims, MergeStore, RetryPolicy, TraceKey, merge_into};
+use alleycat_ports::{BestsKey, Claims, MergeStore, Ranks, RetryPolicy, TraceKey, merge_into};
 use serde_json::{Value, json};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -238,7 +238,7 @@ fn series(seconds: &[Option<f64>]) -> SecondSeries {
 /// Compares every view in `table` and `histories` with `oracle`, through the ports (the
 /// embedded test compares through the API with `assert_views` instead), and checks that the
 /// forger's racer left no document behind.
-pub async fn assert_views_in<T: Table, H: MergeStore<u8, ClassHistory>>(
+pub async fn assert_views_in<T: Table + Ranks, H: MergeStore<u8, ClassHistory>>(
     table: &T,
     histories: &H,
     oracle: &Oracle,
@@ -272,6 +272,19 @@ pub async fn assert_views_in<T: Table, H: MergeStore<u8, ClassHistory>>(
         .map(|e| (u64::from(e.racer_id), e.best.as_f64()))
         .collect();
     assert_eq!(rows, oracle.leaderboard(), "leaderboard");
+    // The rank counts, recounted by the rebuild, give every racer its place among the rows.
+    for (racer, best) in &rows {
+        let rank = table
+            .rank(oracle.class_id, u32::try_from(*racer).unwrap())
+            .await?
+            .expect("a ranked row");
+        let above = rows.iter().filter(|(_, other)| other > best).count() as u64;
+        assert_eq!(
+            (rank.place, rank.of),
+            (1 + above, rows.len() as u64),
+            "rank of {racer}"
+        );
+    }
     for (racer, seconds) in &oracle.seconds {
         let racer_id = u32::try_from(*racer).unwrap();
         let want = series(seconds);

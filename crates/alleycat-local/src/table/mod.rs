@@ -43,6 +43,7 @@ mod finals;
 mod images;
 mod merged;
 mod queries;
+mod ranks;
 mod repair;
 mod store;
 #[cfg(test)]
