@@ -99,8 +99,10 @@ impl Change {
 struct Written {
     /// The change's sequence number; `None` when the condition failed and nothing was written.
     sequence: Option<u64>,
-    /// The sizes the write is billed by.
-    billed: DynamoDbWrite,
+    /// The sizes the write is billed by: one entry per item it wrote or was refused by (a
+    /// transaction lists each of its items twice, as DynamoDB bills them), none if it wrote
+    /// nothing and checked nothing.
+    billed: Vec<DynamoDbWrite>,
 }
 
 impl Written {
@@ -108,10 +110,18 @@ impl Written {
     fn refused(stored_size: u64) -> Self {
         Self {
             sequence: None,
-            billed: DynamoDbWrite {
+            billed: vec![DynamoDbWrite {
                 replaced: stored_size,
                 ..DynamoDbWrite::default()
-            },
+            }],
+        }
+    }
+
+    /// A write that found nothing to do.
+    fn nothing() -> Self {
+        Self {
+            sequence: None,
+            billed: Vec::new(),
         }
     }
 }
@@ -243,7 +253,9 @@ impl LocalTable {
             .db
             .transaction(|tx| f(tx, now))
             .map_err(|e| failure(what, &e))?;
-        self.meter.dynamodb_write(written.billed);
+        for billed in written.billed {
+            self.meter.dynamodb_write(billed);
+        }
         let Some(sequence) = written.sequence else {
             return Ok(false);
         };

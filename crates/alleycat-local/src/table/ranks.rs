@@ -102,8 +102,8 @@ fn get_counts(conn: &Connection, class_id: u8) -> rusqlite::Result<Option<Stored
 }
 
 /// A transaction's writes are billed twice, as `TransactWriteItems` is.
-fn transactional(billed: DynamoDbWrite) -> [DynamoDbWrite; 2] {
-    [billed, billed]
+fn transactional(written: &Written) -> impl Iterator<Item = DynamoDbWrite> + '_ {
+    written.billed.iter().flat_map(|billed| [*billed, *billed])
 }
 
 impl Ranks for LocalTable {
@@ -211,24 +211,18 @@ impl RankedRecords for LocalTable {
                     get_value::<LeaderboardEntry>(tx, &row_key(class_id, write.entry.racer_id))?;
                 if current.as_ref().map(|(row, _)| row) != write.expected.as_ref() {
                     // A cancelled transaction is billed like its writes, as DynamoDB bills it.
-                    let size = current.as_ref().map_or(0, |(_, size)| *size);
-                    let refused = Written::refused(size);
-                    for billed in transactional(refused.billed) {
-                        self.meter.dynamodb_write(billed);
-                    }
+                    let refused = Written::refused(current.as_ref().map_or(0, |(_, size)| *size));
                     return Ok(Written {
                         sequence: None,
-                        billed: DynamoDbWrite::default(),
+                        billed: transactional(&refused).collect(),
                     });
                 }
                 stored.push(current.map(|(row, _)| row));
             }
-            let mut sequence = None;
+            let mut done = Written::nothing();
             let mut bill = |written: Written| {
-                for billed in transactional(written.billed) {
-                    self.meter.dynamodb_write(billed);
-                }
-                sequence = written.sequence.or(sequence);
+                done.billed.extend(transactional(&written));
+                done.sequence = written.sequence.max(done.sequence);
             };
             for (write, old) in writes.iter().zip(&stored) {
                 let key = LeaderboardItem::key_of(class_id, &write.entry);
@@ -248,10 +242,7 @@ impl RankedRecords for LocalTable {
                 }
                 bill(put_counts(tx, class_id, &counts, old.as_ref(), now)?);
             }
-            Ok(Written {
-                sequence,
-                billed: DynamoDbWrite::default(),
-            })
+            Ok(done)
         })?;
         if written || writes.is_empty() {
             Ok(())
@@ -281,10 +272,7 @@ impl RankedRecords for LocalTable {
             };
             if old.as_ref().is_some_and(|(c, ..)| nonzero(c) == counts) {
                 // Already right: a recount that changes nothing writes nothing.
-                return Ok(Written {
-                    sequence: None,
-                    billed: DynamoDbWrite::default(),
-                });
+                return Ok(Written::nothing());
             }
             put_counts(tx, class_id, &counts, old.as_ref(), now)
         })

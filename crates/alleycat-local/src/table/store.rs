@@ -143,7 +143,7 @@ pub(super) fn put(
     let sequence = log(tx, event_name, &row.keys, old_image, Some(&row.image), now)?;
     Ok(Written {
         sequence: Some(sequence),
-        billed,
+        billed: vec![billed],
     })
 }
 
@@ -161,10 +161,10 @@ pub(super) fn remove(
     let sequence = log(tx, Change::REMOVE, keys, Some(old_image), None, now)?;
     Ok(Written {
         sequence: Some(sequence),
-        billed: DynamoDbWrite {
+        billed: vec![DynamoDbWrite {
             replaced: units::item_size(old_image),
             ..DynamoDbWrite::default()
-        },
+        }],
     })
 }
 
