@@ -2,22 +2,15 @@
 //! with a condition on the claim read, so that "first claim wins" holds under concurrency.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use alleycat_domain::Claim;
 use alleycat_ports::schema::{ClaimItem, TableItem};
 use alleycat_ports::{Claims, PortError};
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::dynamo::DynamoTable;
 use crate::error::classify;
 use crate::item::{Item, from_item, key_item, n, s, to_item};
-
-/// Keys BatchGetItem takes in one request.
-const BATCH_GET_KEYS: usize = 100;
-/// Rounds of unprocessed keys read again (DynamoDB returns them when throttled) before the read
-/// counts as throttled.
-const UNPROCESSED_ROUNDS: u32 = 5;
 
 fn claim_key(racer_id: u32) -> Item {
     key_item(ClaimItem::key(&racer_id))
@@ -37,52 +30,11 @@ fn still(expected: &Claim) -> (&'static str, [(&'static str, AttributeValue); 3]
 
 impl Claims for DynamoTable {
     async fn claims(&self, racer_ids: &[u32]) -> Result<HashMap<u32, Claim>, PortError> {
-        let mut found = HashMap::new();
-        for chunk in racer_ids.chunks(BATCH_GET_KEYS) {
-            let operation = format!(
-                "DynamoDB BatchGetItem {}: {} claims",
-                self.table,
-                chunk.len()
-            );
-            let mut pending: Vec<Item> = chunk.iter().map(|id| claim_key(*id)).collect();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round == UNPROCESSED_ROUNDS {
-                    return Err(PortError::Throttled(format!(
-                        "{operation}: {} keys still unprocessed",
-                        pending.len()
-                    )));
-                }
-                if round > 0 {
-                    tokio::time::sleep(Duration::from_millis(25 << round)).await;
-                }
-                round += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| PortError::Permanent(format!("{operation}: {e}")))?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| classify(&operation, &e))?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let claim = Claim::from(from_item::<ClaimItem>(item)?);
-                    found.insert(claim.racer_id, claim);
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
+        let keys = racer_ids.iter().map(|id| claim_key(*id)).collect();
+        let mut found = HashMap::with_capacity(racer_ids.len());
+        for item in self.batch_get(keys, "claims").await? {
+            let claim = Claim::from(from_item::<ClaimItem>(item)?);
+            found.insert(claim.racer_id, claim);
         }
         Ok(found)
     }

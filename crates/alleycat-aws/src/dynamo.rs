@@ -19,13 +19,20 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
+    KeyType, KeysAndAttributes, LocalSecondaryIndex, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
 };
 
 use crate::error::classify;
 use crate::item::{Item, from_item, key_item, n, parse_output, s, to_item};
 use crate::keys::{self, attr};
+
+/// Keys `BatchGetItem` takes in one request.
+const BATCH_GET_KEYS: usize = 100;
+
+/// Rounds of unprocessed keys read again (DynamoDB returns them when throttled) before a batch
+/// read counts as throttled.
+const UNPROCESSED_ROUNDS: u32 = 5;
 
 /// The table every function shares. Cheap to clone: the client is a handle on one connection
 /// pool.
@@ -126,6 +133,68 @@ impl DynamoTable {
             .await
             .map(drop)
             .map_err(|e| classify(&operation, &e))
+    }
+
+    /// Reads the items at `keys` strongly consistently, 100 keys a `BatchGetItem` (its limit),
+    /// in no particular order; absent keys are simply missing from the answer. Keys DynamoDB
+    /// leaves unprocessed (it sheds load that way) are read again after a short backoff, a few
+    /// rounds, then reported as throttling for the caller's retry. `what` names the items in
+    /// errors ("claims", "rows of class#1").
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        what: &str,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter();
+        loop {
+            let mut pending: Vec<Item> = keys.by_ref().take(BATCH_GET_KEYS).collect();
+            if pending.is_empty() {
+                return Ok(items);
+            }
+            let operation = format!(
+                "DynamoDB BatchGetItem {}: {} {what}",
+                self.table,
+                pending.len()
+            );
+            for round in 0.. {
+                if round == UNPROCESSED_ROUNDS {
+                    return Err(PortError::Throttled(format!(
+                        "{operation}: {} keys still unprocessed",
+                        pending.len()
+                    )));
+                }
+                if round > 0 {
+                    tokio::time::sleep(Duration::from_millis(25 << round)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| PortError::Permanent(format!("{operation}: {e}")))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&operation, &e))?;
+                items.extend(
+                    output
+                        .responses
+                        .and_then(|mut r| r.remove(&self.table))
+                        .unwrap_or_default(),
+                );
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+        }
     }
 
     /// Runs a query to the end (or until `enough` says so), page by page.

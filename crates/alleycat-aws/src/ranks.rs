@@ -6,24 +6,19 @@ use std::collections::{BTreeMap, HashMap};
 
 use alleycat_domain::LeaderboardEntry;
 use alleycat_domain::leaderboard::{bucket_counts, bucket_range, place_from_counts, rank_bucket};
+use alleycat_ports::PortError;
 use alleycat_ports::ranks::{
     LeaderboardPage, PageBuilder, RacerRank, RankedRecords, Ranks, RowWrite, write_deltas,
 };
-use alleycat_ports::schema::LeaderboardItem;
-use alleycat_ports::{PortError, RetryPolicy};
+use alleycat_ports::schema::{LeaderboardItem, RacerIn, TableItem};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, Select, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, Select, TransactWriteItem, Update};
 
 use crate::dynamo::DynamoTable;
 use crate::error::{classify, classify_response};
-use crate::item::{Item, from_item, n, s, to_item};
+use crate::item::{Item, from_item, key_item, n, s, to_item};
 use crate::keys::{self, attr};
-
-/// Rows a `BatchGetItem` reads at most.
-const BATCH_GET: usize = 100;
 
 /// The item of a leaderboard row: what [`alleycat_ports::Finals::offer_record`] writes too.
 fn row_item(class_id: u8, entry: &LeaderboardEntry) -> Result<Item, PortError> {
@@ -226,56 +221,20 @@ impl RankedRecords for DynamoTable {
         class_id: u8,
         racer_ids: &[u32],
     ) -> Result<HashMap<u32, LeaderboardEntry>, PortError> {
-        let operation = format!(
-            "DynamoDB BatchGetItem {}: {} rows",
-            self.table,
-            keys::class_pk(class_id)
-        );
-        let mut rows = HashMap::new();
-        for chunk in racer_ids.chunks(BATCH_GET) {
-            let mut request = KeysAndAttributes::builder().consistent_read(true);
-            for racer in chunk {
-                request = request.keys(Item::from([
-                    (keys::PK.to_owned(), s(keys::class_pk(class_id))),
-                    (keys::SK.to_owned(), s(keys::racer_sk(*racer))),
-                ]));
-            }
-            let mut pending = Some(
-                request
-                    .build()
-                    .map_err(|e| PortError::Permanent(format!("{operation}: {e}")))?,
-            );
-            // Unprocessed keys are DynamoDB shedding load: retried a few times at once, then
-            // reported as throttling for the caller's backoff.
-            let policy = RetryPolicy::default();
-            let mut attempts = 0;
-            while let Some(keys_and_attributes) = pending.take() {
-                attempts += 1;
-                if attempts > policy.max_attempts {
-                    return Err(PortError::Throttled(format!(
-                        "{operation}: keys left unprocessed"
-                    )));
-                }
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys_and_attributes)
-                    .send()
-                    .await
-                    .map_err(|e| classify(&operation, &e))?;
-                for item in output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let row = leaderboard_entry(item)?;
-                    rows.insert(row.racer_id, row);
-                }
-                pending = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
-            }
+        let keys = racer_ids
+            .iter()
+            .map(|&racer_id| {
+                key_item(LeaderboardItem::key(&RacerIn {
+                    parent: class_id,
+                    racer_id,
+                }))
+            })
+            .collect();
+        let what = format!("rows of {}", keys::class_pk(class_id));
+        let mut rows = HashMap::with_capacity(racer_ids.len());
+        for item in self.batch_get(keys, &what).await? {
+            let row = leaderboard_entry(item)?;
+            rows.insert(row.racer_id, row);
         }
         Ok(rows)
     }

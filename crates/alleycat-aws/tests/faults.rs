@@ -8,14 +8,17 @@
 use std::collections::HashMap;
 
 use alleycat_aws::{DynamoTable, IotPublisher, S3Objects};
-use alleycat_domain::{Output, RaceKey, Standings};
+use alleycat_domain::{Claim, Output, RaceKey, Standings};
+use alleycat_ports::keys;
+use alleycat_ports::schema::ClaimItem;
 use alleycat_ports::{
-    MergeStore, ObjectStore, PortError, Publisher, PutCondition, RetryError, RetryPolicy,
+    Claims, MergeStore, ObjectStore, PortError, Publisher, PutCondition, RetryError, RetryPolicy,
     merge_into,
 };
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
 const RACE: RaceKey = RaceKey {
@@ -313,4 +316,115 @@ async fn iot_throttling_is_retryable() {
         .await
         .unwrap_err();
     assert_eq!(kind(&error), "throttled", "{error:?}");
+}
+
+/// A claim item as DynamoDB returns it.
+fn claim_item(racer_id: u32) -> HashMap<String, AttributeValue> {
+    let mut item: HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(ClaimItem::from(&Claim {
+            racer_id,
+            identity_id: format!("eu-west-1:{racer_id}"),
+            claimed_at: 1_700_000_000_000,
+            expires_at: 1_700_086_400_000,
+        }))
+        .unwrap();
+    item.insert(
+        keys::PK.to_owned(),
+        AttributeValue::S(keys::racer_pk(racer_id)),
+    );
+    item.insert(
+        keys::SK.to_owned(),
+        AttributeValue::S(keys::CLAIM_SK.to_owned()),
+    );
+    item
+}
+
+/// The key of racer `racer_id`'s claim.
+fn claim_key(racer_id: u32) -> HashMap<String, AttributeValue> {
+    [
+        (
+            keys::PK.to_owned(),
+            AttributeValue::S(keys::racer_pk(racer_id)),
+        ),
+        (
+            keys::SK.to_owned(),
+            AttributeValue::S(keys::CLAIM_SK.to_owned()),
+        ),
+    ]
+    .into()
+}
+
+/// How many keys a `BatchGetItem` asks of the table.
+fn keys_asked(request: &aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput) -> usize {
+    request
+        .request_items()
+        .and_then(|items| items.get("mocked"))
+        .map_or(0, |keys| keys.keys().len())
+}
+
+#[tokio::test]
+async fn batch_reads_go_100_keys_at_a_time_and_read_unprocessed_keys_again() {
+    // 150 racers: a first request of 100 keys, of which DynamoDB answers 60 and leaves 40
+    // unprocessed, then those 40 again, then the last 50.
+    let first = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .match_requests(|request| keys_asked(request) == 100)
+        .then_output(|| {
+            BatchGetItemOutput::builder()
+                .responses("mocked", (1..=60).map(claim_item).collect())
+                .unprocessed_keys(
+                    "mocked",
+                    KeysAndAttributes::builder()
+                        .set_keys(Some((61..=100).map(claim_key).collect()))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+    let unprocessed = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .match_requests(|request| keys_asked(request) == 40)
+        .then_output(|| {
+            BatchGetItemOutput::builder()
+                .responses("mocked", (61..=100).map(claim_item).collect())
+                .build()
+        });
+    let last = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+        .match_requests(|request| keys_asked(request) == 50)
+        .then_output(|| {
+            BatchGetItemOutput::builder()
+                .responses("mocked", (101..=150).map(claim_item).collect())
+                .build()
+        });
+    let table = table(&[&first, &unprocessed, &last]);
+    let racers: Vec<u32> = (1..=150).collect();
+    let claims = table.claims(&racers).await.unwrap();
+    assert_eq!(claims.len(), 150);
+    assert!(racers.iter().all(|racer| claims[racer].racer_id == *racer));
+    assert_eq!(
+        (first.num_calls(), unprocessed.num_calls(), last.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn keys_left_unprocessed_round_after_round_are_throttling() {
+    let shed = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| {
+        BatchGetItemOutput::builder()
+            .unprocessed_keys(
+                "mocked",
+                KeysAndAttributes::builder()
+                    .set_keys(Some(vec![claim_key(7)]))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let table = table(&[&shed]);
+    let error = table.claims(&[7]).await.unwrap_err();
+    assert_eq!(kind(&error), "throttled", "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("BatchGetItem") && message.contains("unprocessed"),
+        "{message}"
+    );
+    assert_eq!(shed.num_calls(), 5, "five rounds, then the caller's retry");
 }
