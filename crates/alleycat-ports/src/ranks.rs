@@ -144,6 +144,14 @@ pub fn write_deltas(writes: &[RowWrite]) -> BTreeMap<u32, i64> {
     )
 }
 
+/// Adds `deltas` ([`write_deltas`]) to a class's `counts` (rows per bucket): what a store that
+/// keeps its counts itself, rather than `ADD`ing to them, writes back.
+pub fn apply_deltas(counts: &mut BTreeMap<u32, i64>, deltas: BTreeMap<u32, i64>) {
+    for (bucket, delta) in deltas {
+        *counts.entry(bucket).or_insert(0) += delta;
+    }
+}
+
 /// Pages through an index that returns rows best first (ties in any order), for every store:
 /// feed it the index's rows in that order until [`PageBuilder::push`] says it has enough, then
 /// [`PageBuilder::finish`]. Rows of the page's last best are all read before the page is cut,

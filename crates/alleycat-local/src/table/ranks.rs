@@ -10,7 +10,8 @@ use alleycat_domain::leaderboard::{bucket_counts, bucket_range, place_from_count
 use alleycat_ports::PortError;
 use alleycat_ports::keys::{self, attr};
 use alleycat_ports::ranks::{
-    LeaderboardPage, PageBuilder, RacerRank, RankedRecords, Ranks, RowWrite, write_deltas,
+    LeaderboardPage, PageBuilder, RacerRank, RankedRecords, Ranks, RowWrite, apply_deltas,
+    write_deltas,
 };
 use alleycat_ports::schema::{ItemKey, LeaderboardItem};
 use rusqlite::{Connection, Transaction, params};
@@ -237,9 +238,7 @@ impl RankedRecords for LocalTable {
             if !deltas.is_empty() {
                 let old = get_counts(tx, class_id)?;
                 let mut counts = old.as_ref().map(|(c, ..)| c.clone()).unwrap_or_default();
-                for (bucket, delta) in deltas {
-                    *counts.entry(bucket).or_insert(0) += delta;
-                }
+                apply_deltas(&mut counts, deltas);
                 bill(put_counts(tx, class_id, &counts, old.as_ref(), now)?);
             }
             Ok(done)

@@ -10,7 +10,8 @@ use alleycat_domain::leaderboard::{bucket_counts, bucket_range, place_from_count
 use super::{MemoryTable, lock};
 use crate::error::PortError;
 use crate::ranks::{
-    LeaderboardPage, PageBuilder, RacerRank, RankedRecords, Ranks, RowWrite, write_deltas,
+    LeaderboardPage, PageBuilder, RacerRank, RankedRecords, Ranks, RowWrite, apply_deltas,
+    write_deltas,
 };
 
 /// A class's rank counts item: rows per bucket, and a version every change bumps.
@@ -126,9 +127,7 @@ impl RankedRecords for MemoryTable {
                 .insert((class_id, write.entry.racer_id), write.entry.clone());
         }
         let counts = tables.counts.entry(class_id).or_default();
-        for (bucket, delta) in write_deltas(writes) {
-            *counts.buckets.entry(bucket).or_insert(0) += delta;
-        }
+        apply_deltas(&mut counts.buckets, write_deltas(writes));
         counts.version += 1;
         Ok(())
     }
