@@ -912,10 +912,16 @@ def crate_source(crate: Path) -> str:
     return "\n".join(texts)
 
 
+# A metric's declaration: `const NAME: Metric = Metric::count("Name")` (or `::bytes`).
+METRIC_DECLARATION = r'const (\w+): Metric = Metric::(?:count|bytes)\(\s*"([^"]+)"\s*\)'
+
+
 def emitted_metrics() -> dict[str, set[str]]:
-    """Each function's `Function` dimension (its `Function::NAME`) -> the counters it emits: its
-    `METRICS` list and every name it passes to `metrics.add` / `metrics.incr`, read from
-    functions/*/src so that the dashboard cannot drift from the code."""
+    """Each function's `Function` dimension (its `Function::NAME`) -> the metrics it emits: every
+    `Metric` its crate declares (functions/*/src/metric.rs) and those it takes from
+    `alleycat_lambda::metrics`, read from the sources so that the dashboard cannot drift from
+    the code."""
+    shared = dict(re.findall(METRIC_DECLARATION, crate_source(ROOT / "crates/alleycat-lambda")))
     emitted = {}
     for manifest in sorted(ROOT.glob("functions/*/Cargo.toml")):
         source = crate_source(manifest.parent)
@@ -925,11 +931,14 @@ def emitted_metrics() -> dict[str, set[str]]:
         value = name.group(1).strip()
         if not value.startswith('"'):
             value = re.search(rf'const {re.escape(value)}: &str = ("[^"]*");', source).group(1)
-        names = set()
-        listed = re.search(r"const METRICS: \[&str; \d+\] = \[(.*?)\];", source, re.S)
-        if listed:
-            names |= set(re.findall(r'"([^"]+)"', listed.group(1)))
-        names |= set(re.findall(r'metrics\.(?:add|incr)\(\s*"([^"]+)"', source))
+        names = {metric for _, metric in re.findall(METRIC_DECLARATION, source)}
+        for used in re.findall(r"use alleycat_lambda::metrics::\{?([^};]*)\}?;", source):
+            for constant in filter(None, (c.strip() for c in used.split(","))):
+                if constant not in shared:
+                    raise ValueError(f"{manifest.parent.name}: alleycat_lambda::metrics::{constant} is not a metric")
+                names.add(shared[constant])
+        if not names:
+            raise ValueError(f"{manifest.parent.name}: declares no metrics")
         emitted[value.strip('"')] = names
     return emitted
 

@@ -525,7 +525,7 @@ fn assert_forgeries_counted(stack: &Stack) {
     let counter = |function: &str, name: &str| stack.invocations().counter(function, name);
     let rules = |function: &str| -> Vec<(&str, u64)> {
         alleycat_lambda::rejection_metrics()
-            .map(|name| (name, counter(function, name)))
+            .map(|metric| (metric.name(), counter(function, metric.name())))
             .filter(|(_, n)| *n > 0)
             .collect()
     };

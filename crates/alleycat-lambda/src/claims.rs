@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use alleycat_domain::{Reading, check_holder};
 use alleycat_ports::{Claims, RetryError, RetryPolicy, retry};
 
-use crate::metrics::Metrics;
+use crate::metrics::{CLAIM_LOOKUPS, Metrics};
 use crate::rejections::RejectionLog;
 
 /// A validated record of a batch, as the holder rule sees it.
@@ -49,7 +49,7 @@ pub async fn admit_holders<T: Held, C: Claims>(
     metrics: &mut Metrics,
     rejections: &mut RejectionLog,
 ) -> (Vec<T>, Option<Undecided<T>>) {
-    metrics.add("ClaimLookups", 0);
+    metrics.add(CLAIM_LOOKUPS, 0);
     let racers: BTreeSet<u32> = items
         .iter()
         .filter(|item| item.reading().identity_id.is_some())
@@ -59,7 +59,7 @@ pub async fn admit_holders<T: Held, C: Claims>(
         return (items, None);
     }
     let racers: Vec<u32> = racers.into_iter().collect();
-    metrics.incr("ClaimLookups");
+    metrics.incr(CLAIM_LOOKUPS);
     let held = match retry(policy, || claims.claims(&racers)).await {
         Ok((held, _retries)) => held,
         Err(error) => {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::metrics::Metrics;
+use crate::metrics::{BYTES_IN, Metrics, RECORDS_IN};
 use crate::rejections::{ENVELOPE, RejectionLog};
 
 /// A record the event carried that is not even a Kinesis record (for example, data that is not
@@ -202,9 +202,9 @@ impl LenientKinesisEvent {
         metrics: &mut Metrics,
         rejections: &mut RejectionLog,
     ) -> Vec<KinesisReading<'_>> {
-        metrics.add("RecordsIn", self.len() as u64);
+        metrics.add(RECORDS_IN, self.len() as u64);
         metrics.add(
-            "BytesIn",
+            BYTES_IN,
             self.event
                 .records
                 .iter()

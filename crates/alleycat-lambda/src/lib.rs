@@ -31,7 +31,7 @@ pub mod testing;
 pub use failures::BatchFailures;
 pub use function::Function;
 pub use kinesis::{KinesisReading, LenientKinesisEvent};
-pub use metrics::Metrics;
+pub use metrics::{Metric, Metrics};
 pub use rejections::{MAX_LOGGED_REJECTIONS, RejectionLog, rejection_metrics, rule_metric};
 
 /// Milliseconds since the epoch, now (0 on a clock set before 1970): the one reading of the

@@ -9,12 +9,87 @@ use serde_json::json;
 /// CloudWatch namespace of every Alleycat metric.
 pub const NAMESPACE: &str = "Alleycat";
 
+/// The unit CloudWatch is told a metric is in: it labels graphs and lets alarms and metric math
+/// convert (bytes to kilobytes, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Unit {
+    /// A number of things: records, writes, retries.
+    Count,
+    /// A size in bytes.
+    Bytes,
+}
+
+impl Unit {
+    /// The unit's name in an EMF declaration.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Bytes => "Bytes",
+        }
+    }
+}
+
+/// A metric: its CloudWatch name (CamelCase, the name alarms and dashboards use) and its unit.
+/// Each is a constant declared once, by the crate that counts it, so a misspelt name or a
+/// byte count declared as a count does not compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Metric {
+    name: &'static str,
+    unit: Unit,
+}
+
+impl Metric {
+    /// A metric counting things.
+    pub const fn count(name: &'static str) -> Self {
+        Self {
+            name,
+            unit: Unit::Count,
+        }
+    }
+
+    /// A metric summing sizes in bytes.
+    pub const fn bytes(name: &'static str) -> Self {
+        Self {
+            name,
+            unit: Unit::Bytes,
+        }
+    }
+
+    /// The CloudWatch name.
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The unit.
+    pub const fn unit(self) -> Unit {
+        self.unit
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Records an invocation received: Kinesis, DynamoDB stream or Firehose records.
+pub const RECORDS_IN: Metric = Metric::count("RecordsIn");
+/// Bytes received: the records' data, or the delivery objects read.
+pub const BYTES_IN: Metric = Metric::bytes("BytesIn");
+/// Records rejected, every rule together (each rule also has its own, see
+/// [`crate::rejection_metrics`]).
+pub const REJECTED: Metric = Metric::count("Rejected");
+/// Reads of racer claims from the table.
+pub const CLAIM_LOOKUPS: Metric = Metric::count("ClaimLookups");
+/// Retried requests to AWS (throttling, conflicts, transient errors), beyond each first try.
+pub const RETRIES: Metric = Metric::count("Retries");
+
 /// Counters of one invocation of one function.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metrics {
     function: &'static str,
     stack: Option<String>,
-    counts: BTreeMap<&'static str, u64>,
+    counts: BTreeMap<Metric, u64>,
 }
 
 impl Metrics {
@@ -35,23 +110,27 @@ impl Metrics {
         self
     }
 
-    /// Adds `n` to counter `name` (metric names are CamelCase: `RecordsIn`, `Rejected`, …).
-    pub fn add(&mut self, name: &'static str, n: u64) {
-        *self.counts.entry(name).or_default() += n;
+    /// Adds `n` to `metric` (declaring it, at zero if `n` is).
+    pub fn add(&mut self, metric: Metric, n: u64) {
+        *self.counts.entry(metric).or_default() += n;
     }
 
-    /// Adds one to counter `name`.
-    pub fn incr(&mut self, name: &'static str) {
-        self.add(name, 1);
+    /// Adds one to `metric`.
+    pub fn incr(&mut self, metric: Metric) {
+        self.add(metric, 1);
     }
 
-    /// A counter's value (0 if never touched).
+    /// The value of the metric called `name` (0 if never touched): read by its CloudWatch name,
+    /// as a dashboard or a test reads it.
     pub fn get(&self, name: &str) -> u64 {
-        self.counts.get(name).copied().unwrap_or(0)
+        self.counts
+            .iter()
+            .find(|(metric, _)| metric.name == name)
+            .map_or(0, |(_, n)| *n)
     }
 
-    /// Every counter, by name.
-    pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
+    /// Every metric touched, ordered by name.
+    pub fn counts(&self) -> &BTreeMap<Metric, u64> {
         &self.counts
     }
 
@@ -60,7 +139,7 @@ impl Metrics {
         let definitions: Vec<_> = self
             .counts
             .keys()
-            .map(|name| json!({"Name": name, "Unit": "Count"}))
+            .map(|metric| json!({"Name": metric.name, "Unit": metric.unit.as_str()}))
             .collect();
         let dimensions = if self.stack.is_some() {
             json!([["Function", "Stack"]])
@@ -81,8 +160,8 @@ impl Metrics {
         if let Some(stack) = &self.stack {
             document["Stack"] = json!(stack);
         }
-        for (name, value) in &self.counts {
-            document[*name] = json!(value);
+        for (metric, value) in &self.counts {
+            document[metric.name] = json!(value);
         }
         document
     }
@@ -111,20 +190,26 @@ mod tests {
     #[test]
     fn emf_declares_every_counter_under_the_function_dimension() {
         let mut metrics = Metrics::new("race-aggregator");
-        metrics.add("RecordsIn", 3);
-        metrics.incr("Rejected");
+        metrics.add(RECORDS_IN, 3);
+        metrics.incr(REJECTED);
+        metrics.add(BYTES_IN, 190);
         let mut line = Vec::new();
         metrics.write_emf(&mut line, 1_700_000_000_000).unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(doc["Function"], "race-aggregator");
         assert_eq!(doc["RecordsIn"], 3);
         assert_eq!(doc["Rejected"], 1);
+        assert_eq!(doc["BytesIn"], 190);
         let declared = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], NAMESPACE);
         assert_eq!(declared["Dimensions"], json!([["Function"]]));
         assert_eq!(
             declared["Metrics"],
-            json!([{"Name": "RecordsIn", "Unit": "Count"}, {"Name": "Rejected", "Unit": "Count"}])
+            json!([
+                {"Name": "BytesIn", "Unit": "Bytes"},
+                {"Name": "RecordsIn", "Unit": "Count"},
+                {"Name": "Rejected", "Unit": "Count"},
+            ])
         );
         assert_eq!(line.last(), Some(&b'\n'));
     }
@@ -132,7 +217,7 @@ mod tests {
     #[test]
     fn emf_with_a_stack_declares_the_function_and_stack_dimensions() {
         let mut metrics = Metrics::new("publisher").with_stack("alleycat-prod");
-        metrics.incr("PublishFailed");
+        metrics.incr(Metric::count("PublishFailed"));
         let doc = metrics.to_emf(1_700_000_000_000);
         assert_eq!(doc["Function"], "publisher");
         assert_eq!(doc["Stack"], "alleycat-prod");

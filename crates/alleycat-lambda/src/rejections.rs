@@ -5,42 +5,45 @@ use std::fmt::Display;
 
 use alleycat_domain::Rejection;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metric, Metrics, REJECTED};
 
 /// The counter of each rule: `Rejected.<rule>` for every [`Rejection::rule`], then the
 /// envelope's own failure (a record that is not even a Kinesis or Firehose record).
-const RULE_METRICS: [(&str, &str); 18] = [
-    ("not_utf8", "Rejected.not_utf8"),
-    ("not_json", "Rejected.not_json"),
-    ("schema", "Rejected.schema"),
-    ("class_id", "Rejected.class_id"),
-    ("second", "Rejected.second"),
-    ("racer_id", "Rejected.racer_id"),
-    ("race_id", "Rejected.race_id"),
-    ("cadence", "Rejected.cadence"),
-    ("resistance", "Rejected.resistance"),
-    ("name", "Rejected.name"),
-    ("device_timestamp", "Rejected.device_timestamp"),
-    ("identity_id", "Rejected.identity_id"),
-    ("race_mismatch", "Rejected.race_mismatch"),
-    ("future", "Rejected.future"),
-    ("closed", "Rejected.closed"),
-    ("not_holder", "Rejected.not_holder"),
-    ("over_cap", "Rejected.over_cap"),
-    (ENVELOPE, "Rejected.envelope"),
+const RULE_METRICS: [(&str, Metric); 18] = [
+    ("not_utf8", Metric::count("Rejected.not_utf8")),
+    ("not_json", Metric::count("Rejected.not_json")),
+    ("schema", Metric::count("Rejected.schema")),
+    ("class_id", Metric::count("Rejected.class_id")),
+    ("second", Metric::count("Rejected.second")),
+    ("racer_id", Metric::count("Rejected.racer_id")),
+    ("race_id", Metric::count("Rejected.race_id")),
+    ("cadence", Metric::count("Rejected.cadence")),
+    ("resistance", Metric::count("Rejected.resistance")),
+    ("name", Metric::count("Rejected.name")),
+    (
+        "device_timestamp",
+        Metric::count("Rejected.device_timestamp"),
+    ),
+    ("identity_id", Metric::count("Rejected.identity_id")),
+    ("race_mismatch", Metric::count("Rejected.race_mismatch")),
+    ("future", Metric::count("Rejected.future")),
+    ("closed", Metric::count("Rejected.closed")),
+    ("not_holder", Metric::count("Rejected.not_holder")),
+    ("over_cap", Metric::count("Rejected.over_cap")),
+    (ENVELOPE, Metric::count("Rejected.envelope")),
 ];
 
 /// The rule name of a record that could not be decoded from its event at all.
 pub const ENVELOPE: &str = "envelope";
 
 /// Every counter [`RejectionLog::count_into`] adds: `Rejected`, then one per rule.
-pub fn rejection_metrics() -> impl Iterator<Item = &'static str> {
-    std::iter::once("Rejected").chain(RULE_METRICS.iter().map(|(_, metric)| *metric))
+pub fn rejection_metrics() -> impl Iterator<Item = Metric> {
+    std::iter::once(REJECTED).chain(RULE_METRICS.iter().map(|(_, metric)| *metric))
 }
 
 /// The counter of rejections under `rule` (`Rejected.<rule>`); `None` for a rule no
 /// [`Rejection`] has.
-pub fn rule_metric(rule: &str) -> Option<&'static str> {
+pub fn rule_metric(rule: &str) -> Option<Metric> {
     RULE_METRICS
         .iter()
         .find(|(name, _)| *name == rule)
@@ -90,7 +93,7 @@ impl RejectionLog {
     /// Adds the rejections to `metrics`: `Rejected` and one `Rejected.<rule>` counter per rule,
     /// every rule declared (at zero) so that each rule's series is continuous.
     pub fn count_into(&self, metrics: &mut Metrics) {
-        metrics.add("Rejected", self.total);
+        metrics.add(REJECTED, self.total);
         for (rule, metric) in RULE_METRICS {
             metrics.add(metric, self.by_rule.get(rule).copied().unwrap_or(0));
         }
@@ -116,7 +119,7 @@ mod rule_tests {
     fn every_rule_has_its_counter() {
         for rule in Rejection::RULES {
             assert_eq!(
-                rule_metric(rule),
+                rule_metric(rule).map(Metric::name),
                 Some(format!("Rejected.{rule}")).as_deref()
             );
         }

@@ -27,6 +27,7 @@
 
 mod config;
 mod cursor;
+pub mod metric;
 mod params;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -606,9 +607,12 @@ impl<Q: Queries + Ranks + Claims, O: ObjectStore> alleycat_lambda::Function for 
     ) -> Result<ApiGatewayV2httpResponse, Self::Error> {
         let response = handle(request, &self.table, &self.history, &self.config, now_ms()).await;
         let status = response.status_code;
-        metrics.incr("Requests");
-        metrics.add("ClientErrors", u64::from((400..500).contains(&status)));
-        metrics.add("ServerErrors", u64::from(status >= 500));
+        metrics.incr(metric::REQUESTS);
+        metrics.add(
+            metric::CLIENT_ERRORS,
+            u64::from((400..500).contains(&status)),
+        );
+        metrics.add(metric::SERVER_ERRORS, u64::from(status >= 500));
         Ok(response)
     }
 }

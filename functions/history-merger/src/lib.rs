@@ -21,6 +21,7 @@
 
 mod config;
 mod deltas;
+pub mod metric;
 pub mod queue;
 
 use std::borrow::Cow;
@@ -47,6 +48,7 @@ pub use deltas::Target;
 pub use queue::{QueuedHistoryMerger, handle_queue};
 
 use deltas::Deltas;
+pub use metric::METRICS;
 
 /// The `Function` dimension of this function's metrics.
 pub const FUNCTION_NAME: &str = "history-merger";
@@ -56,28 +58,6 @@ pub const RAW_PREFIX: &str = "raw/";
 
 /// Folder Firehose writes records that failed transformation to; never merged, wherever it sits.
 pub const PROCESSING_FAILED: &str = "processing-failed";
-
-/// Every counter this function emits, each declared on every invocation (zero included) so
-/// dashboards and alarms see a continuous series rather than missing data.
-pub const METRICS: [&str; 17] = [
-    "ObjectsIn",
-    "BytesIn",
-    "Skipped",
-    "Missing",
-    "Unreadable",
-    "Lines",
-    "Records",
-    "BadLines",
-    "HistoryWrites",
-    "BestsWrites",
-    "TraceWrites",
-    "Unchanged",
-    "Conflicts",
-    "Retries",
-    "ReadFailed",
-    "MergeFailed",
-    "ClaimLookups",
-];
 
 /// How many failures an invocation logs one by one; the rest are counted.
 const MAX_LOGGED_FAILURES: usize = 20;
@@ -162,7 +142,7 @@ where
     for name in METRICS {
         metrics.add(name, 0);
     }
-    metrics.add("ObjectsIn", event.records.len() as u64);
+    metrics.add(metric::OBJECTS_IN, event.records.len() as u64);
     let mut deltas = Deltas::new(config.top_k);
     let mut failures = Vec::new();
     let mut rejections = RejectionLog::new();
@@ -170,7 +150,7 @@ where
         let key = match delivery_key(record, &config.delivery_bucket) {
             Ok(key) => key,
             Err(reason) => {
-                metrics.incr("Skipped");
+                metrics.incr(metric::SKIPPED);
                 tracing::info!(
                     key = record.s3.object.key.as_deref(),
                     reason,
@@ -189,7 +169,7 @@ where
             &mut rejections,
         );
         if let Err(error) = read.await {
-            metrics.incr("ReadFailed");
+            metrics.incr(metric::READ_FAILED);
             tracing::error!(%key, %error, "delivery object could not be read");
             failures.push(Failure {
                 what: Failed::Read(key),
@@ -264,20 +244,20 @@ async fn read_object<D: ObjectStore, C: Claims>(
 ) -> Result<(), RetryError> {
     let object = match retry(&config.retry, || delivery.get(key)).await {
         Ok((object, retries)) => {
-            metrics.add("Retries", u64::from(retries));
+            metrics.add(metric::RETRIES, u64::from(retries));
             object
         }
         Err(error) => {
-            metrics.add("Retries", u64::from(error.attempts.saturating_sub(1)));
+            metrics.add(metric::RETRIES, u64::from(error.attempts.saturating_sub(1)));
             return Err(error);
         }
     };
     let Some(object) = object else {
-        metrics.incr("Missing");
+        metrics.incr(metric::MISSING);
         tracing::warn!(%key, "delivery object no longer exists; skipped");
         return Ok(());
     };
-    metrics.add("BytesIn", object.bytes.len() as u64);
+    metrics.add(metric::BYTES_IN, object.bytes.len() as u64);
     // Trusted producers' lines merge at once; identities' lines wait for their claims.
     let mut published = Vec::new();
     let result = decode_delivery(object.bytes.as_slice(), config.clock, |reading| {
@@ -298,7 +278,7 @@ async fn read_object<D: ObjectStore, C: Claims>(
     let stats = match &result {
         Ok(stats) => stats,
         Err(error) => {
-            metrics.incr("Unreadable");
+            metrics.incr(metric::UNREADABLE);
             tracing::error!(
                 %key,
                 after_line = error.line,
@@ -308,9 +288,9 @@ async fn read_object<D: ObjectStore, C: Claims>(
             &error.stats
         }
     };
-    metrics.add("Lines", stats.lines);
-    metrics.add("Records", stats.records);
-    metrics.add("BadLines", stats.skipped);
+    metrics.add(metric::LINES, stats.lines);
+    metrics.add(metric::RECORDS, stats.records);
+    metrics.add(metric::BAD_LINES, stats.skipped);
     for bad in &stats.bad_lines {
         tracing::warn!(%key, line = bad.line, rule = bad.reason.rule(), reason = %bad.reason, "bad line skipped");
     }
@@ -393,17 +373,17 @@ fn record_outcome(
     match result {
         Ok(outcome) => {
             metrics.incr(match (outcome.written, target) {
-                (false, _) => "Unchanged",
-                (true, Target::History(_)) => "HistoryWrites",
-                (true, Target::Bests(_)) => "BestsWrites",
-                (true, Target::Trace(_)) => "TraceWrites",
+                (false, _) => metric::UNCHANGED,
+                (true, Target::History(_)) => metric::HISTORY_WRITES,
+                (true, Target::Bests(_)) => metric::BESTS_WRITES,
+                (true, Target::Trace(_)) => metric::TRACE_WRITES,
             });
-            metrics.add("Conflicts", u64::from(outcome.conflicts));
-            metrics.add("Retries", u64::from(outcome.retries));
+            metrics.add(metric::CONFLICTS, u64::from(outcome.conflicts));
+            metrics.add(metric::RETRIES, u64::from(outcome.retries));
         }
         Err(error) => {
-            metrics.incr("MergeFailed");
-            metrics.add("Retries", u64::from(error.attempts.saturating_sub(1)));
+            metrics.incr(metric::MERGE_FAILED);
+            metrics.add(metric::RETRIES, u64::from(error.attempts.saturating_sub(1)));
             if failures.len() < MAX_LOGGED_FAILURES {
                 tracing::error!(%target, %error, "merge failed");
             }

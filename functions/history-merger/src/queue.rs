@@ -23,7 +23,7 @@ use alleycat_ports::{BestsKey, Claims, MergeStore, ObjectStore, TraceKey};
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use crate::{Config, Error, Failed, HistoryMerger, decode_event_key, handle};
+use crate::{Config, Error, Failed, HistoryMerger, decode_event_key, handle, metric};
 
 /// Merges the objects of one batch of merge-queue messages, each an S3 event; answers the
 /// messages to receive again.
@@ -66,7 +66,7 @@ where
         }
     }
     let result = handle(objects, delivery, histories, table, config, metrics).await;
-    metrics.add("Skipped", skipped);
+    metrics.add(metric::SKIPPED, skipped);
     let mut response = SqsBatchResponse::default();
     let Err(error) = result else {
         return response;

@@ -115,7 +115,7 @@ where
         let mut metrics = Metrics::new("history-merger");
         let response = handle_queue(event, delivery, histories, table, config, &mut metrics).await;
         for (name, count) in metrics.counts() {
-            totals.add(name, *count);
+            totals.add(*name, *count);
         }
         for failure in response.batch_item_failures {
             let (message, receives) = batch
@@ -174,7 +174,7 @@ async fn fifty_objects_at_once_merge_with_two_invocations_and_no_failure() {
     let mut totals = Metrics::new("history-merger");
     for worker in workers {
         for (name, count) in worker.await.unwrap().counts() {
-            totals.add(name, *count);
+            totals.add(*name, *count);
         }
     }
     eprintln!(

@@ -26,9 +26,9 @@
 //! no count moves twice. Whatever finished in whatever order, every record before the earliest
 //! failure has succeeded, which is all an ordered stream needs.
 //!
-//! Metrics: `RecordsIn`, `BytesIn` (record data, of the finals the filter let through),
-//! `Rejected` and `Rejected.<rule>`, `ClaimLookups`, `NotFinal`, `Finals` (results stored),
-//! `NewRecord`, `NoNewRecord`, `Retries`, `Failed` (records reported), `Skipped`.
+//! Metrics: [`metric`], with `Rejected.<rule>` for each rule.
+
+pub mod metric;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -42,24 +42,10 @@ use alleycat_ports::{
 };
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use futures::stream::{self, StreamExt};
+use metric::METRICS;
 
 /// The function's name: the `Function` dimension of its metrics.
 pub const FUNCTION_NAME: &str = "leaderboard-writer";
-
-/// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
-const METRICS: [&str; 11] = [
-    "RecordsIn",
-    "BytesIn",
-    "Rejected",
-    "ClaimLookups",
-    "NotFinal",
-    "Finals",
-    "NewRecord",
-    "NoNewRecord",
-    "Retries",
-    "Failed",
-    "Skipped",
-];
 
 /// The function's configuration: table, race clock, clock skew, retries, write concurrency, read
 /// from the environment by [`StreamConfig::from_lookup`] (shared with the other stream function).
@@ -109,7 +95,7 @@ pub async fn handle<F: Finals + RankedRecords + Claims>(
     let mut racer_index = HashMap::new();
     for record in &readings {
         let Some(result) = RacerFinal::from_reading(&record.reading) else {
-            metrics.incr("NotFinal");
+            metrics.incr(metric::NOT_FINAL);
             continue;
         };
         let index = *racer_index.entry(result.racer_id).or_insert_with(|| {
@@ -142,11 +128,11 @@ pub async fn handle<F: Finals + RankedRecords + Claims>(
     // Stored finals by class, each class's in stream order.
     let mut by_class: BTreeMap<u8, Vec<FinalRecord<'_>>> = BTreeMap::new();
     for outcome in outcomes {
-        metrics.add("Finals", outcome.finals);
-        metrics.add("Retries", outcome.retries);
-        metrics.add("Skipped", outcome.skipped);
+        metrics.add(metric::FINALS, outcome.finals);
+        metrics.add(metric::RETRIES, outcome.retries);
+        metrics.add(metric::SKIPPED, outcome.skipped);
         if let Some((position, sequence_number)) = outcome.failed {
-            metrics.incr("Failed");
+            metrics.incr(metric::FAILED);
             failures.fail(position, sequence_number);
         }
         for record in outcome.stored {
@@ -186,7 +172,10 @@ async fn offer_class<F: RankedRecords>(
         .map(|r| r.result.to_leaderboard_entry())
         .collect();
     let outcome = offer_records(table, class_id, &entries, policy).await;
-    metrics.add("Retries", u64::from(outcome.retries + outcome.conflicts));
+    metrics.add(
+        metric::RETRIES,
+        u64::from(outcome.retries + outcome.conflicts),
+    );
     let mut failed: HashMap<u32, &RetryError> = HashMap::new();
     for (racers, error) in &outcome.failed {
         tracing::error!(
@@ -204,18 +193,18 @@ async fn offer_class<F: RankedRecords>(
         let racer = entry.racer_id;
         if failed.contains_key(&racer) {
             if reported.insert(racer) {
-                metrics.incr("Failed");
+                metrics.incr(metric::FAILED);
                 failures.fail(record.position, record.sequence_number);
             } else {
-                metrics.incr("Skipped");
+                metrics.incr(metric::SKIPPED);
             }
             continue;
         }
         if entry.beats(running.get(&racer)) {
-            metrics.incr("NewRecord");
+            metrics.incr(metric::NEW_RECORD);
             running.insert(racer, entry);
         } else {
-            metrics.incr("NoNewRecord");
+            metrics.incr(metric::NO_NEW_RECORD);
         }
     }
 }

@@ -28,6 +28,8 @@
 //! unpublished race's newest change lies at or after it). Publishing is QoS 0 and each message
 //! carries the whole state, so a message sent twice on redelivery only repeats itself.
 
+pub mod metric;
+
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -42,6 +44,7 @@ use alleycat_ports::schema::{ItemKey, StandingsItem};
 use alleycat_ports::{Publisher, RetryPolicy, retry};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
+pub use metric::METRICS;
 use tokio::time::Instant;
 
 /// The `Function` dimension of this function's metrics.
@@ -55,21 +58,6 @@ pub const PUBLISH_INTERVAL_MS: &str = "PUBLISH_INTERVAL_MS";
 
 /// The default of [`PUBLISH_INTERVAL_MS`], in milliseconds: a bike shows a race second by second.
 pub const DEFAULT_PUBLISH_INTERVAL_MS: u64 = 1000;
-
-/// Every counter this function emits, each declared on every invocation (zero included) so
-/// dashboards and alarms see a continuous series rather than missing data.
-pub const METRICS: [&str; 10] = [
-    "RecordsIn",
-    "BytesOut",
-    "Published",
-    "Coalesced",
-    "Paced",
-    "Ignored",
-    "Malformed",
-    "PublishFailed",
-    "Deferred",
-    "Retries",
-];
 
 /// How many malformed images an invocation logs one by one; the rest are only counted.
 const MAX_LOGGED_MALFORMED: u64 = 20;
@@ -177,20 +165,20 @@ pub async fn handle<P: Publisher>(
     for name in METRICS {
         metrics.add(name, 0);
     }
-    metrics.add("RecordsIn", event.records.len() as u64);
+    metrics.add(metric::RECORDS_IN, event.records.len() as u64);
     // The newest change per race, in the order of those newest changes.
     let mut pending: Vec<Pending> = Vec::new();
     for (position, record) in event.records.into_iter().enumerate() {
         let sequence_number = record.change.sequence_number.clone().unwrap_or_default();
         let (race, ts, standings) = match Change::of(record) {
             Change::Ignored => {
-                metrics.incr("Ignored");
+                metrics.incr(metric::IGNORED);
                 continue;
             }
             Change::Malformed(reason) => {
                 // Retrying cannot fix an item: count it, say where it is, move on.
-                metrics.incr("Malformed");
-                if metrics.get("Malformed") <= MAX_LOGGED_MALFORMED {
+                metrics.incr(metric::MALFORMED);
+                if metrics.get(metric::MALFORMED.name()) <= MAX_LOGGED_MALFORMED {
                     tracing::warn!(%sequence_number, %reason, "malformed standings image skipped");
                 }
                 continue;
@@ -203,7 +191,7 @@ pub async fn handle<P: Publisher>(
         };
         if let Some(older) = pending.iter().position(|p| p.race == race) {
             pending.remove(older);
-            metrics.incr("Coalesced");
+            metrics.incr(metric::COALESCED);
         }
         pending.push(Pending {
             position,
@@ -218,12 +206,12 @@ pub async fn handle<P: Publisher>(
         if !failures.is_empty() {
             // Lambda resumes from the failed record, and this race's newest change lies after
             // it: sending it now would only send it twice.
-            metrics.incr("Deferred");
+            metrics.incr(metric::DEFERRED);
             continue;
         }
         let key = race.race;
         if let Some(at) = pacer.not_before(key, config.interval, Instant::now()) {
-            metrics.incr("Paced");
+            metrics.incr(metric::PACED);
             tokio::time::sleep_until(at).await;
         }
         let topic = subscribe_topic(key.class_id);
@@ -231,13 +219,13 @@ pub async fn handle<P: Publisher>(
         pacer.sending(key, config.interval);
         match retry(&config.retry, || publisher.publish(&topic, payload.clone())).await {
             Ok(((), retries)) => {
-                metrics.add("Retries", u64::from(retries));
-                metrics.incr("Published");
-                metrics.add("BytesOut", payload.len() as u64);
+                metrics.add(metric::RETRIES, u64::from(retries));
+                metrics.incr(metric::PUBLISHED);
+                metrics.add(metric::BYTES_OUT, payload.len() as u64);
             }
             Err(error) => {
-                metrics.add("Retries", u64::from(error.attempts.saturating_sub(1)));
-                metrics.incr("PublishFailed");
+                metrics.add(metric::RETRIES, u64::from(error.attempts.saturating_sub(1)));
+                metrics.incr(metric::PUBLISH_FAILED);
                 tracing::error!(
                     sequence_number = %race.sequence_number,
                     %topic,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use alleycat_domain::Output;
 use alleycat_domain::live::MAX_LIVE_BYTES;
 use alleycat_domain::views::{RealtimeKind, RealtimeMessage};
-use alleycat_lambda::Metrics;
+use alleycat_lambda::{Metric, Metrics};
 use alleycat_ports::memory::MemoryPublisher;
 use alleycat_ports::{PortError, Publisher, RetryPolicy};
 use aws_lambda_events::event::dynamodb::Event;
@@ -237,10 +237,10 @@ async fn fixture_counts_what_it_ignored() -> TestResult {
     Ok(())
 }
 
-fn sorted(names: &[&'static str]) -> Vec<&'static str> {
-    let mut names = names.to_vec();
-    names.sort_unstable();
-    names
+fn sorted(metrics: &[Metric]) -> Vec<Metric> {
+    let mut metrics = metrics.to_vec();
+    metrics.sort_unstable();
+    metrics
 }
 
 #[tokio::test]

@@ -51,13 +51,9 @@
 //!
 //! # Metrics
 //!
-//! `RecordsIn`, `BytesIn` (record data), `Rejected`, `Races` (races written, or carried in the window state), `Writes`,
-//! `Unchanged` (the stored standings already held the batch), `Conflicts` (lost optimistic
-//! concurrency races, re-read and re-merged), `Retries` (throttled or transient failures retried;
-//! for a race that finally failed, all its attempts after the first), `FailedRaces`,
-//! `StateRejected` (window state entries that could not be read), `ClaimLookups` (claims reads),
-//! and `Rejected.<rule>` for each rule.
+//! [`metric`] declares them, each with its meaning and unit; with `Rejected.<rule>` for each rule.
 
+pub mod metric;
 pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
@@ -72,26 +68,11 @@ use aws_lambda_events::event::kinesis::KinesisTimeWindowEventResponse;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use aws_lambda_events::time_window::TimeWindowProperties;
 use futures::stream::{self, StreamExt};
+use metric::METRICS;
 use serde::Serialize;
 
 /// The function's name: the `Function` dimension of its metrics.
 pub const FUNCTION_NAME: &str = "race-aggregator";
-
-/// Every counter this function emits, registered at zero so each invocation reports all of them
-/// and dashboards see zeros rather than gaps.
-const METRICS: [&str; 11] = [
-    "RecordsIn",
-    "BytesIn",
-    "Rejected",
-    "ClaimLookups",
-    "Races",
-    "Writes",
-    "Unchanged",
-    "Conflicts",
-    "Retries",
-    "FailedRaces",
-    "StateRejected",
-];
 
 /// The function's configuration: table, race clock, clock skew, retries, write concurrency and
 /// the cap on racers per race, read from the environment by [`StreamConfig::from_lookup`]
@@ -217,7 +198,7 @@ where
     S: MergeStore<RaceKey, Standings>,
 {
     let races = batch.into_races();
-    writes.metrics.add("Races", races.len() as u64);
+    writes.metrics.add(metric::RACES, races.len() as u64);
     let entries: Vec<(RaceKey, &Standings)> = races
         .iter()
         .map(|(race, delta)| (*race, &delta.standings))
@@ -248,11 +229,11 @@ where
     S: MergeStore<RaceKey, Standings>,
 {
     let (mut races, rejected) = window::decode_state(&window.state);
-    writes.metrics.add("StateRejected", rejected as u64);
+    writes.metrics.add(metric::STATE_REJECTED, rejected as u64);
     for (race, delta) in batch.into_races() {
         races.entry(race).or_default().merge(&delta.standings);
     }
-    writes.metrics.add("Races", races.len() as u64);
+    writes.metrics.add(metric::RACES, races.len() as u64);
     if !(window.is_final_invoke_for_window || window.is_window_terminated_early) {
         return failures.into_window_response(window::encode_state(&races));
     }
@@ -295,17 +276,17 @@ impl<S: MergeStore<RaceKey, Standings>> Writes<'_, S> {
         match result {
             Ok(outcome) => {
                 metrics.incr(if outcome.written {
-                    "Writes"
+                    metric::WRITES
                 } else {
-                    "Unchanged"
+                    metric::UNCHANGED
                 });
-                metrics.add("Conflicts", outcome.conflicts.into());
-                metrics.add("Retries", outcome.retries.into());
+                metrics.add(metric::CONFLICTS, outcome.conflicts.into());
+                metrics.add(metric::RETRIES, outcome.retries.into());
                 true
             }
             Err(error) => {
-                metrics.incr("FailedRaces");
-                metrics.add("Retries", error.attempts.saturating_sub(1).into());
+                metrics.incr(metric::FAILED_RACES);
+                metrics.add(metric::RETRIES, error.attempts.saturating_sub(1).into());
                 let too_large = matches!(error.last, PortError::TooLarge(_));
                 tracing::error!(
                     class_id = race.class_id,

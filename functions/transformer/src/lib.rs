@@ -24,10 +24,10 @@
 //!   stack does not call it directly: like the Lambda, it serves [`Transformer`] (the event as
 //!   JSON text, so [`handle_raw`]).
 //!
-//! Metrics: `RecordsIn`, `Ok`, `ProcessingFailed`, `BytesIn` (decoded bytes received), `BytesOut`
-//! (bytes of the `Ok` lines: what reaches the bucket's `raw/` prefix).
+//! Metrics: [`metric`], with `Rejected` and `Rejected.<rule>` for each rule.
 
 pub mod firehose;
+pub mod metric;
 mod raw;
 
 use alleycat_domain::trust::DEFAULT_CLOCK_SKEW_SECONDS;
@@ -39,6 +39,7 @@ use aws_lambda_events::event::firehose::{KinesisFirehoseResponse, KinesisFirehos
 use serde_json::value::RawValue;
 
 pub use firehose::{LenientFirehoseEvent, UndecodableRecord};
+use metric::METRICS;
 
 /// The function's name: the `Function` dimension of its metrics.
 pub const FUNCTION_NAME: &str = "transformer";
@@ -53,9 +54,6 @@ pub const RESULT_PROCESSING_FAILED: &str = "ProcessingFailed";
 /// Room a line needs beyond its input: the `output` field, and decimals serde adds to integers
 /// (`74` comes back as `74.0`). A line that needs more grows its buffer once.
 const LINE_HEADROOM: usize = 64;
-
-/// Every counter this function emits, registered at zero so dashboards see zeros, not gaps.
-const METRICS: [&str; 5] = ["RecordsIn", "Ok", "ProcessingFailed", "BytesIn", "BytesOut"];
 
 /// Why the function cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -159,11 +157,11 @@ pub fn handle_fast(event: &[u8], config: &Config, metrics: &mut Metrics) -> Opti
 fn fast_text(event: &[u8], config: Config, metrics: &mut Metrics) -> Option<String> {
     let transformed = raw::transform(event, config.plausibility())?;
     register_metrics(metrics);
-    metrics.add("RecordsIn", transformed.records);
-    metrics.add("Ok", transformed.ok);
-    metrics.add("ProcessingFailed", transformed.failed);
-    metrics.add("BytesIn", transformed.bytes_in);
-    metrics.add("BytesOut", transformed.bytes_out);
+    metrics.add(metric::RECORDS_IN, transformed.records);
+    metrics.add(metric::OK, transformed.ok);
+    metrics.add(metric::PROCESSING_FAILED, transformed.failed);
+    metrics.add(metric::BYTES_IN, transformed.bytes_in);
+    metrics.add(metric::BYTES_OUT, transformed.bytes_out);
     // Logged only now, so that an event the fast path gives up on halfway is not logged twice.
     let mut rejections = RejectionLog::new();
     for (id, rejection) in &transformed.rejections {
@@ -186,7 +184,7 @@ fn handle_typed(
     metrics: &mut Metrics,
 ) -> KinesisFirehoseResponse {
     register_metrics(metrics);
-    metrics.add("RecordsIn", event.len() as u64);
+    metrics.add(metric::RECORDS_IN, event.len() as u64);
     let LenientFirehoseEvent {
         event, undecodable, ..
     } = event;
@@ -233,16 +231,16 @@ fn handle_typed(
             }
         }
     }
-    metrics.add("Ok", ok);
-    metrics.add("ProcessingFailed", failed);
-    metrics.add("BytesIn", bytes_in);
-    metrics.add("BytesOut", bytes_out);
+    metrics.add(metric::OK, ok);
+    metrics.add(metric::PROCESSING_FAILED, failed);
+    metrics.add(metric::BYTES_IN, bytes_in);
+    metrics.add(metric::BYTES_OUT, bytes_out);
 
     // Decoded records are in order; inserting the others at their positions, in ascending
     // order, restores the event's order exactly.
     for bad in undecodable {
-        metrics.add("BytesIn", bad.data.len() as u64);
-        metrics.incr("ProcessingFailed");
+        metrics.add(metric::BYTES_IN, bad.data.len() as u64);
+        metrics.incr(metric::PROCESSING_FAILED);
         rejections.reject(
             bad.record_id.as_deref().unwrap_or("?"),
             "envelope",

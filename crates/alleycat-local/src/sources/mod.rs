@@ -116,8 +116,8 @@ impl Invocations {
         entry.invocations += 1;
         entry.errors += u64::from(failed);
         entry.duration_ms += u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        for (name, count) in metrics.counts() {
-            *entry.counters.entry((*name).to_owned()).or_default() += count;
+        for (metric, count) in metrics.counts() {
+            *entry.counters.entry(metric.name().to_owned()).or_default() += count;
         }
     }
 
