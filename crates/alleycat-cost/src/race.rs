@@ -28,8 +28,10 @@ pub struct RaceEstimate {
     pub publishes: u64,
     /// Standings writes: one per aggregator batch with a change, about one a second.
     pub standings_writes: u64,
-    /// How long the stream is billed: the race and Firehose's last 60 s interval.
+    /// How long the stream is billed: the race and Firehose's last interval.
     pub run_seconds: f64,
+    /// Firehose's buffer interval, seconds (the template's `FirehoseBufferIntervalSeconds`: 60).
+    pub firehose_interval_seconds: u64,
 }
 
 /// Bytes of a device message from the simulator's 1,000-racer race (300,000 messages, 61.3 MB).
@@ -65,16 +67,17 @@ impl RaceEstimate {
             standings_writes: seconds,
             #[allow(clippy::cast_precision_loss)] // Seconds of a race.
             run_seconds: (seconds + FIREHOSE_INTERVAL_SECONDS) as f64,
+            firehose_interval_seconds: FIREHOSE_INTERVAL_SECONDS,
         }
     }
 
-    /// Firehose objects: one a minute (the interval), or one per 128 MiB of records when a
-    /// minute of the race holds more (over 10,000 racers).
+    /// Firehose objects: one an interval (a minute), or one per 128 MiB of records when an
+    /// interval of the race holds more (over 10,000 racers).
     pub fn objects(&self) -> u64 {
         let by_size =
             (self.racers * self.seconds * self.record_bytes).div_ceil(FIREHOSE_BUFFER_BYTES);
         self.seconds
-            .div_ceil(FIREHOSE_INTERVAL_SECONDS)
+            .div_ceil(self.firehose_interval_seconds.max(1))
             .max(by_size)
     }
 
