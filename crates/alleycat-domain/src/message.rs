@@ -324,8 +324,8 @@ impl<'a> DeviceMessage<'a> {
 /// them is already the line's text.
 #[derive(Clone, Copy, Debug)]
 pub struct MessageText<'a> {
-    bytes: &'a [u8],
-    prefix: Option<LinePrefix>,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) prefix: Option<LinePrefix>,
 }
 
 impl MessageText<'_> {
@@ -394,9 +394,8 @@ impl<'a> Reading<'a> {
         bytes: &'a [u8],
         clock: RaceClock,
     ) -> Result<(Self, MessageText<'a>), Rejection> {
-        if let Some((reading, prefix)) = crate::scan::scan_line(bytes, clock) {
-            let prefix = Some(prefix);
-            return Ok((reading, MessageText { bytes, prefix }));
+        if let Some(read) = crate::scan::scan_line(bytes, clock) {
+            return Ok(read);
         }
         let (message, prefix) = DeviceMessage::parse_with_prefix(bytes)?;
         Ok((message.validate(clock)?, MessageText { bytes, prefix }))

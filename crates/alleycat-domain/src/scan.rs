@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use crate::message::{
     DeviceMessage, Event, MAX_CADENCE, MAX_CLASS_ID, MAX_DEVICE_TIMESTAMP_MS, MAX_IDENTITY_BYTES,
-    MAX_NAME_CHARS, MAX_RACER_ID, MAX_RESISTANCE, MIN_DEVICE_TIMESTAMP_MS, Reading,
+    MAX_NAME_CHARS, MAX_RACER_ID, MAX_RESISTANCE, MIN_DEVICE_TIMESTAMP_MS, MessageText, Reading,
 };
 use crate::output::Output;
 use crate::race::RaceClock;
@@ -104,21 +104,40 @@ const POW10_INT: [u64; 9] = [
 ];
 
 /// The eight bytes of `bytes` from `at` as a little-endian word, zeros past the end (a zero is
-/// not a digit, so a number at the very end of the input reads as it should).
+/// not a digit, so a number at the very end of the input reads as it should). Near the end, the
+/// input's last eight bytes are loaded and shifted, rather than copied into a buffer: a message's
+/// last number is always there, and the copy was a call to `memcpy`.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn load8(bytes: &[u8], at: usize) -> u64 {
-    let rest = bytes.get(at..).unwrap_or_default();
-    if let Some(word) = rest.first_chunk::<8>() {
+    if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
         return u64::from_le_bytes(*word);
     }
-    let mut word = [0u8; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    u64::from_le_bytes(word)
+    match bytes.len().checked_sub(8) {
+        Some(start) => {
+            let last = bytes[start..]
+                .first_chunk::<8>()
+                .map_or(0, |w| u64::from_le_bytes(*w));
+            let skipped = u32::try_from(at - start).unwrap_or(8);
+            last.checked_shr(8 * skipped).unwrap_or(0)
+        }
+        None => bytes
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .fold(0, |word, &b| (word << 8) | u64::from(b)),
+    }
 }
 
 /// How many of the bytes of `word` (little-endian), from the first, are ASCII digits. A byte is a
 /// digit when `byte ^ b'0'` is below 10, i.e. when adding `0x76` to that leaves its high bit
 /// clear; a carry out of a byte only comes from a byte flagged anyway, so the lowest flagged byte
 /// (all this needs) is exact.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn digit_count(word: u64) -> usize {
     let x = word ^ ZEROS;
     let non_digits = (x.wrapping_add(LO * 0x76) | x) & HI;
@@ -128,6 +147,9 @@ fn digit_count(word: u64) -> usize {
 /// The value of the first `n` (1 to 8) bytes of `word`, all digits: the other bytes are shifted
 /// out and the digits moved to the top (the bytes below them are leading zeros), then pairs,
 /// fours and eights of digits are joined by one multiplication each.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn digits_value(word: u64, n: usize) -> u64 {
     let digits = word.wrapping_sub(ZEROS) << (8 * (8 - n));
     let pairs = (digits & 0x0f0f_0f0f_0f0f_0f0f).wrapping_mul((10 << 8) | 1) >> 8;
@@ -135,11 +157,15 @@ fn digits_value(word: u64, n: usize) -> u64 {
     (fours & 0x0000_ffff_0000_ffff).wrapping_mul((10_000 << 32) | 1) >> 32
 }
 
-/// The ASCII digits `bytes` starts with, read eight at a time: their value and how many there
-/// are, up to 16 (a 17th digit is left unread: callers look at what follows). Device timestamps
-/// have 13 digits; reading them a byte at a time was a tenth of the message scan.
-pub fn leading_digits(bytes: &[u8]) -> (u64, usize) {
-    let first = load8(bytes, 0);
+/// The ASCII digits at `at` in `bytes`, read eight at a time: their value and how many there are,
+/// up to 16 (a 17th digit is left unread: callers look at what follows). Device timestamps have
+/// 13 digits; reading them a byte at a time was a tenth of the message scan. Inlined, so that
+/// callers that only need the length (numbers the envelope skips) do not compute the value.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+pub fn leading_digits(bytes: &[u8], at: usize) -> (u64, usize) {
+    let first = load8(bytes, at);
     let n = digit_count(first);
     if n == 0 {
         return (0, 0);
@@ -148,7 +174,7 @@ pub fn leading_digits(bytes: &[u8]) -> (u64, usize) {
     if n < 8 {
         return (high, n);
     }
-    let second = load8(bytes, 8);
+    let second = load8(bytes, at + 8);
     let m = digit_count(second);
     if m == 0 {
         return (high, 8);
@@ -364,10 +390,12 @@ impl<'a> Scanner<'a> {
 
     /// A non-negative JSON integer of 1 to `max` digits (at most 16), without a sign or leading
     /// zero; what follows is the caller's to check (a fraction or exponent must not).
+    // Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     fn plain_integer(&mut self, max: usize) -> Option<u64> {
-        let rest = &self.bytes[self.pos..];
-        let (value, len) = leading_digits(rest);
-        ((1..=max).contains(&len) && (len == 1 || rest[0] != b'0')).then(|| {
+        let (value, len) = leading_digits(self.bytes, self.pos);
+        ((1..=max).contains(&len) && (len == 1 || self.bytes[self.pos] != b'0')).then(|| {
             self.pos += len;
             value
         })
@@ -383,9 +411,8 @@ impl<'a> Scanner<'a> {
             #[allow(clippy::cast_precision_loss)]
             return Some((whole as f64, true));
         }
-        let rest = &self.bytes[self.pos + 1..];
-        let (fraction, len) = leading_digits(rest);
-        if !(1..=5).contains(&len) || (len > 1 && rest[len - 1] == b'0') {
+        let (fraction, len) = leading_digits(self.bytes, self.pos + 1);
+        if !(1..=5).contains(&len) || (len > 1 && self.bytes[self.pos + len] == b'0') {
             return None;
         }
         self.pos += 1 + len;
@@ -576,7 +603,7 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
 /// out of range, a repeated key) returns `None`, and the message takes [`scan`] and
 /// [`DeviceMessage::validate`]: they give the same reading and prefix for every message this
 /// answers (a property test holds them together), and the precise rejection for the others.
-pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, LinePrefix)> {
+pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, MessageText<'_>)> {
     let mut s = Scanner { bytes, pos: 0 };
     let uuid = if s.expect(b"{\"uuid\":\"").is_some() {
         let uuid = s.string_body()?;
@@ -623,28 +650,37 @@ pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, 
         && resistance <= MAX_RESISTANCE
         && name.len() <= MAX_NAME_CHARS
         && identity_id.is_none_or(|id| (1..=MAX_IDENTITY_BYTES).contains(&id.len()));
-    let reading = Reading {
-        uuid: uuid.map(Cow::Borrowed),
-        event,
-        device_timestamp,
-        second,
-        race_id,
-        name: Cow::Borrowed(name),
-        racer_id,
-        class_id,
-        cadence,
-        resistance,
-        output: Output::from_effort(cadence, resistance),
-        identity_id: identity_id.map(Cow::Borrowed),
-        arrived_at: arrived_at.and_then(|ms| u64::try_from(ms).ok()),
-    };
+    if !valid {
+        return None;
+    }
+    // Built where it is returned: a `Reading` is large, and moving it cost calls to `memmove`.
     let prefix = LinePrefix {
         cadence_end,
         cadence_whole,
         resistance_end,
         resistance_whole,
     };
-    valid.then_some((reading, prefix))
+    Some((
+        Reading {
+            uuid: uuid.map(Cow::Borrowed),
+            event,
+            device_timestamp,
+            second,
+            race_id,
+            name: Cow::Borrowed(name),
+            racer_id,
+            class_id,
+            cadence,
+            resistance,
+            output: Output::from_effort(cadence, resistance),
+            identity_id: identity_id.map(Cow::Borrowed),
+            arrived_at: arrived_at.and_then(|ms| u64::try_from(ms).ok()),
+        },
+        MessageText {
+            bytes,
+            prefix: Some(prefix),
+        },
+    ))
 }
 
 /// What follows `resistance` in [`scan_line`], up to the end of the input: `identityId` and

@@ -131,16 +131,17 @@ impl<'a> Writer<'a> {
         self.counts.records += 1;
         self.counts.bytes_in += self.decoded.len() as u64;
         let rules = self.rules;
-        let admitted = Reading::from_json_keeping_text(&self.decoded, rules.clock).and_then(
-            |(mut reading, text)| {
-                rules.admit(&mut reading, record.arrival_ms)?;
-                Ok((reading, text))
-            },
-        );
-        match admitted {
-            Ok((reading, text)) => {
+        // The line is written where the reading is: a `Reading` is large, and moving it through
+        // `Result`s cost calls to `memmove`.
+        let written = match Reading::from_json_keeping_text(&self.decoded, rules.clock) {
+            Ok((mut reading, text)) => rules.admit(&mut reading, record.arrival_ms).map(|()| {
                 self.line.clear();
                 reading.write_json_line_from(&text, &mut self.line);
+            }),
+            Err(rejection) => Err(rejection),
+        };
+        match written {
+            Ok(()) => {
                 self.counts.ok += 1;
                 self.counts.bytes_out += self.line.len() as u64;
                 self.out.push_str("\",\"result\":\"");
@@ -306,9 +307,12 @@ impl<'a> Scanner<'a> {
 
     /// A non-negative integer of 1 to `max` digits (at most 16), without a leading zero, a
     /// fraction or an exponent; read eight digits at a time.
+    // Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     fn unsigned(&mut self, max: usize) -> Option<u64> {
+        let (value, len) = leading_digits(self.bytes, self.pos);
         let rest = &self.bytes[self.pos..];
-        let (value, len) = leading_digits(rest);
         let plain = (1..=max).contains(&len)
             && (len == 1 || rest[0] != b'0')
             && !matches!(rest.get(len), Some(b'.' | b'e' | b'E' | b'0'..=b'9'));

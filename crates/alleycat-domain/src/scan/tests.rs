@@ -66,13 +66,26 @@ fn leading_digits_reads_every_length_and_stop_as_a_byte_loop() {
             "10000000000000000000",
         ] {
             let digits = &digits.as_bytes()[..len];
-            // At the end of the input, then before every possible byte.
-            assert_eq!(leading_digits(digits), naive_digits(digits), "{digits:?}");
+            // At the end of the input (after 0 to 9 other bytes, which the end's load reads
+            // too), then before every possible byte.
+            for before in 0..10 {
+                let mut bytes = b"9876543210"[..before].to_vec();
+                bytes.extend_from_slice(digits);
+                assert_eq!(
+                    leading_digits(&bytes, before),
+                    naive_digits(digits),
+                    "{digits:?} after {before}"
+                );
+            }
             for stop in 0..=255u8 {
                 let mut bytes = digits.to_vec();
                 bytes.push(stop);
                 bytes.extend_from_slice(b"123456789");
-                assert_eq!(leading_digits(&bytes), naive_digits(&bytes), "{len} {stop}");
+                assert_eq!(
+                    leading_digits(&bytes, 0),
+                    naive_digits(&bytes),
+                    "{len} {stop}"
+                );
             }
         }
     }
@@ -87,8 +100,10 @@ proptest! {
             prop_oneof![4 => b'0'..=b'9', 1 => any::<u8>()],
             0..24,
         ),
+        at in 0..26usize,
     ) {
-        prop_assert_eq!(leading_digits(&bytes), naive_digits(&bytes));
+        let at = at.min(bytes.len());
+        prop_assert_eq!(leading_digits(&bytes, at), naive_digits(&bytes[at..]));
     }
 }
 
@@ -269,9 +284,10 @@ proptest! {
     fn the_predicted_order_scanner_agrees_with_the_general_one((message, _) in line_message()) {
         let clock = RaceClock::default();
         let bytes = message.as_bytes();
-        if let Some((reading, prefix)) = scan_line(bytes, clock) {
+        if let Some((reading, text)) = scan_line(bytes, clock) {
             let (general, general_prefix) = scan(bytes).expect("the general scanner answers too");
-            prop_assert_eq!(Some(prefix), general_prefix, "{}", message);
+            prop_assert_eq!(text.prefix, general_prefix, "{}", message);
+            prop_assert_eq!(text.bytes, bytes);
             let general = general.validate(clock);
             prop_assert_eq!(Ok(&reading), general.as_ref(), "{}", message);
             let general = general.unwrap();
@@ -295,8 +311,9 @@ proptest! {
             .unwrap_or(0);
         prop_assume!(longest_number <= 16);
         let general = scan(bytes).and_then(|(m, prefix)| Some((m.validate(clock).ok()?, prefix?)));
-        if unchanged && let Some(general) = general {
-            prop_assert_eq!(scan_line(bytes, clock), Some(general), "{}", message);
+        if unchanged && let Some((general, prefix)) = general {
+            let scanned = scan_line(bytes, clock).map(|(reading, text)| (reading, text.prefix));
+            prop_assert_eq!(scanned, Some((general, Some(prefix))), "{}", message);
         }
     }
 }
@@ -311,9 +328,9 @@ fn the_predicted_order_scanner_reads_what_devices_send() {
         // The IoT rule's stamps after the device's fields, and whitespace at the end.
         "{\"event\":\"update\",\"deviceTimestamp\":1620051628707,\"second\":13,\"raceId\":5400172,\"name\":\"A\",\"racerId\":8,\"classId\":3,\"cadence\":250,\"resistance\":0.05 , \"identityId\":\"us-east-1:abc\",\"ingestTimestamp\":1620051628710}\n",
     ] {
-        let (reading, prefix) = scan_line(message.as_bytes(), clock).expect(message);
+        let (reading, text) = scan_line(message.as_bytes(), clock).expect(message);
         let (general, general_prefix) = scan(message.as_bytes()).unwrap();
-        assert_eq!(Some(prefix), general_prefix);
+        assert_eq!(text.prefix, general_prefix);
         assert_eq!(Ok(reading), general.validate(clock));
     }
 }
