@@ -543,18 +543,42 @@ fn event_flaws() -> Vec<EventFlaw> {
     flaws
 }
 
+/// A flaw, with probability `chance`: by index into [`record_flaws`] with the record it applies
+/// to (any number, taken modulo the records), or into [`event_flaws`].
+type Flaw = Option<(Option<usize>, usize)>;
+
+fn flaw(chance: f64) -> impl Strategy<Value = Flaw> {
+    prop::option::weighted(
+        chance,
+        prop_oneof![
+            3 => (0..record_flaws().len(), any::<usize>()).prop_map(|(f, at)| (Some(at), f)),
+            1 => (0..event_flaws().len()).prop_map(|f| (None, f)),
+        ],
+    )
+}
+
+/// Applies `flaw` to `event`: whether it made something odd (a record flaw needs a record).
+fn apply(flaw: Flaw, event: &mut EventSpec) -> bool {
+    let len = event.records.len();
+    match flaw {
+        Some((Some(at), f)) if len > 0 => {
+            record_flaws()[f](&mut event.records[at % len]);
+            true
+        }
+        Some((None, f)) => {
+            event_flaws()[f](event);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A whole event shaped as Firehose sends it, varied in everything the fast path must still
 /// answer itself, and whether a flaw made something odd (by index into [`record_flaws`] for
 /// one record, or [`event_flaws`]), after which it may leave the event to the typed path.
 fn event() -> impl Strategy<Value = (String, bool)> {
     let records = (0..6usize).prop_flat_map(|n| (0..n).map(record_spec).collect::<Vec<_>>());
-    let flaw = prop::option::weighted(
-        0.7,
-        prop_oneof![
-            3 => (0..record_flaws().len(), any::<usize>()).prop_map(|(f, at)| (Some(at), f)),
-            1 => (0..event_flaws().len()).prop_map(|f| (None, f)),
-        ],
-    );
+    let flaw = flaw(0.7);
     (
         records,
         prop_oneof![
@@ -572,18 +596,7 @@ fn event() -> impl Strategy<Value = (String, bool)> {
             event.extra = extra;
             event.records_at = records_at;
             event.spacing = spacing.unwrap_or_default();
-            let len = event.records.len();
-            let flawed = match flaw {
-                Some((Some(at), f)) if len > 0 => {
-                    record_flaws()[f](&mut event.records[at % len]);
-                    true
-                }
-                Some((None, f)) => {
-                    event_flaws()[f](&mut event);
-                    true
-                }
-                _ => false,
-            };
+            let flawed = apply(flaw, &mut event);
             (event.to_json(), !flawed)
         })
 }
@@ -667,6 +680,17 @@ proptest! {
     #[test]
     fn handle_raw_agrees_on_arbitrary_bytes(event in prop::collection::vec(any::<u8>(), 0..64)) {
         check(&event, Config::default())?;
+    }
+
+    /// Records in Firehose's own order and compact take the predicted sequence of the envelope
+    /// scanner, and device messages the domain's predicted-order scanner: both must answer as
+    /// the typed path does, and an event without flaws must take the fast path.
+    #[test]
+    fn firehose_shaped_events_are_answered_as_the_typed_path_does(
+        (event, regular) in firehose_event(),
+    ) {
+        let fast = check(event.as_bytes(), Config::default())?;
+        prop_assert!(fast || !regular, "a Firehose-shaped event left the fast path: {}", event);
     }
 }
 
@@ -887,49 +911,13 @@ fn firehose_record(position: usize) -> impl Strategy<Value = RecordSpec> {
 /// A compact event of records as Firehose writes them, and whether a flaw made something odd.
 fn firehose_event() -> impl Strategy<Value = (String, bool)> {
     let records = (0..6usize).prop_flat_map(|n| (0..n).map(firehose_record).collect::<Vec<_>>());
-    let flaw = prop::option::weighted(
-        0.4,
-        prop_oneof![
-            3 => (0..record_flaws().len(), any::<usize>()).prop_map(|(f, at)| (Some(at), f)),
-            1 => (0..event_flaws().len()).prop_map(|f| (None, f)),
-        ],
-    );
+    let flaw = flaw(0.4);
     (records, flaw, 0..4usize).prop_map(|(records, flaw, records_at)| {
         let mut event = EventSpec::new(records);
         event.records_at = records_at;
-        let len = event.records.len();
-        let flawed = match flaw {
-            Some((Some(at), f)) if len > 0 => {
-                record_flaws()[f](&mut event.records[at % len]);
-                true
-            }
-            Some((None, f)) => {
-                event_flaws()[f](&mut event);
-                true
-            }
-            _ => false,
-        };
+        let flawed = apply(flaw, &mut event);
         (event.to_json(), !flawed)
     })
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 2048,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
-
-    /// Records in Firehose's own order and compact take the predicted sequence of the envelope
-    /// scanner, and device messages the domain's predicted-order scanner: both must answer as
-    /// the typed path does, and an event without flaws must take the fast path.
-    #[test]
-    fn firehose_shaped_events_are_answered_as_the_typed_path_does(
-        (event, regular) in firehose_event(),
-    ) {
-        let fast = check(event.as_bytes(), Config::default())?;
-        prop_assert!(fast || !regular, "a Firehose-shaped event left the fast path: {}", event);
-    }
 }
 
 /// The benchmark's event shape, record by record: every message valid, plausible and copied.
