@@ -37,7 +37,7 @@ pub use output::Output;
 pub use race::{RaceClock, RaceKey};
 pub use sample::{DEFAULT_SAMPLE_SIZE, RacerSample, sample_hash};
 #[doc(hidden)]
-pub use scan::string_len;
+pub use scan::{leading_digits, string_len};
 pub use series::SecondSeries;
 pub use standings::{DEFAULT_MAX_RACERS_PER_RACE, Standings, StandingsBatch};
 pub use trust::{Claim, Plausibility, Taken, check_holder};

@@ -324,8 +324,8 @@ impl<'a> DeviceMessage<'a> {
 /// them is already the line's text.
 #[derive(Clone, Copy, Debug)]
 pub struct MessageText<'a> {
-    bytes: &'a [u8],
-    prefix: Option<LinePrefix>,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) prefix: Option<LinePrefix>,
 }
 
 impl MessageText<'_> {
@@ -378,8 +378,13 @@ pub struct Reading<'a> {
 }
 
 impl<'a> Reading<'a> {
-    /// Parses and validates one record: the whole per-record hot path.
+    /// Parses and validates one record: the whole per-record hot path. A message in its line's
+    /// form with valid fields (what devices send) is read straight into the reading; any other
+    /// goes through [`DeviceMessage::parse`] and [`DeviceMessage::validate`], to the same result.
     pub fn from_json(bytes: &'a [u8], clock: RaceClock) -> Result<Self, Rejection> {
+        if let Some((reading, _)) = crate::scan::scan_line(bytes, clock) {
+            return Ok(reading);
+        }
         DeviceMessage::parse(bytes)?.validate(clock)
     }
 
@@ -389,6 +394,9 @@ impl<'a> Reading<'a> {
         bytes: &'a [u8],
         clock: RaceClock,
     ) -> Result<(Self, MessageText<'a>), Rejection> {
+        if let Some(read) = crate::scan::scan_line(bytes, clock) {
+            return Ok(read);
+        }
         let (message, prefix) = DeviceMessage::parse_with_prefix(bytes)?;
         Ok((message.validate(clock)?, MessageText { bytes, prefix }))
     }

@@ -9,7 +9,12 @@
 
 use std::borrow::Cow;
 
-use crate::message::{DeviceMessage, Event};
+use crate::message::{
+    DeviceMessage, Event, MAX_CADENCE, MAX_CLASS_ID, MAX_DEVICE_TIMESTAMP_MS, MAX_IDENTITY_BYTES,
+    MAX_NAME_CHARS, MAX_RACER_ID, MAX_RESISTANCE, MIN_DEVICE_TIMESTAMP_MS, MessageText, Reading,
+};
+use crate::output::Output;
+use crate::race::RaceClock;
 
 /// Exact powers of ten as doubles.
 const POW10: [f64; 23] = [
@@ -80,6 +85,101 @@ pub fn string_len(rest: &[u8]) -> Option<(usize, bool)> {
             .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
     }
     (rest[len] == b'"').then_some((len, ascii))
+}
+
+/// `b'0'` in every byte.
+const ZEROS: u64 = LO * b'0' as u64;
+
+/// Exact powers of ten as integers, for joining digit groups.
+const POW10_INT: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The eight bytes of `bytes` from `at` as a little-endian word, zeros past the end (a zero is
+/// not a digit, so a number at the very end of the input reads as it should). Near the end, the
+/// input's last eight bytes are loaded and shifted, rather than copied into a buffer: a message's
+/// last number is always there, and the copy was a call to `memcpy`.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn load8(bytes: &[u8], at: usize) -> u64 {
+    if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        return u64::from_le_bytes(*word);
+    }
+    match bytes.len().checked_sub(8) {
+        Some(start) => {
+            let last = bytes[start..]
+                .first_chunk::<8>()
+                .map_or(0, |w| u64::from_le_bytes(*w));
+            let skipped = u32::try_from(at - start).unwrap_or(8);
+            last.checked_shr(8 * skipped).unwrap_or(0)
+        }
+        None => bytes
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .fold(0, |word, &b| (word << 8) | u64::from(b)),
+    }
+}
+
+/// How many of the bytes of `word` (little-endian), from the first, are ASCII digits. A byte is a
+/// digit when `byte ^ b'0'` is below 10, i.e. when adding `0x76` to that leaves its high bit
+/// clear; a carry out of a byte only comes from a byte flagged anyway, so the lowest flagged byte
+/// (all this needs) is exact.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn digit_count(word: u64) -> usize {
+    let x = word ^ ZEROS;
+    let non_digits = (x.wrapping_add(LO * 0x76) | x) & HI;
+    (non_digits.trailing_zeros() / 8) as usize
+}
+
+/// The value of the first `n` (1 to 8) bytes of `word`, all digits: the other bytes are shifted
+/// out and the digits moved to the top (the bytes below them are leading zeros), then pairs,
+/// fours and eights of digits are joined by one multiplication each.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn digits_value(word: u64, n: usize) -> u64 {
+    let digits = word.wrapping_sub(ZEROS) << (8 * (8 - n));
+    let pairs = (digits & 0x0f0f_0f0f_0f0f_0f0f).wrapping_mul((10 << 8) | 1) >> 8;
+    let fours = (pairs & 0x00ff_00ff_00ff_00ff).wrapping_mul((100 << 16) | 1) >> 16;
+    (fours & 0x0000_ffff_0000_ffff).wrapping_mul((10_000 << 32) | 1) >> 32
+}
+
+/// The ASCII digits at `at` in `bytes`, read eight at a time: their value and how many there are,
+/// up to 16 (a 17th digit is left unread: callers look at what follows). Device timestamps have
+/// 13 digits; reading them a byte at a time was a tenth of the message scan. Inlined, so that
+/// callers that only need the length (numbers the envelope skips) do not compute the value.
+// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+pub fn leading_digits(bytes: &[u8], at: usize) -> (u64, usize) {
+    let first = load8(bytes, at);
+    let n = digit_count(first);
+    if n == 0 {
+        return (0, 0);
+    }
+    let high = digits_value(first, n);
+    if n < 8 {
+        return (high, n);
+    }
+    let second = load8(bytes, at + 8);
+    let m = digit_count(second);
+    if m == 0 {
+        return (high, 8);
+    }
+    (high * POW10_INT[m] + digits_value(second, m), 8 + m)
 }
 
 enum Number {
@@ -247,6 +347,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// An integer or `null` (the inner `None`).
+    #[allow(clippy::option_option)]
+    fn integer_or_null(&mut self) -> Option<Option<i64>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null").map(|()| None)
+        } else {
+            self.integer().map(Some)
+        }
+    }
+
     fn float(&mut self) -> Option<f64> {
         match self.number()? {
             // Exact: validated integers of interest are far below 2^53.
@@ -261,6 +371,55 @@ impl<'a> Scanner<'a> {
         self.bytes[self.pos..]
             .starts_with(word)
             .then(|| self.pos += word.len())
+    }
+
+    /// Consumes `expected` if the input continues with it: a key with its quotes, colon and the
+    /// comma before it, compared as one fixed-length array (a few loads, not a key scan).
+    fn expect<const N: usize>(&mut self, expected: &[u8; N]) -> Option<()> {
+        let next = self.bytes.get(self.pos..)?.first_chunk::<N>()?;
+        (next == expected).then(|| self.pos += N)
+    }
+
+    /// The rest of a string whose opening quote was consumed, as [`Self::string`] reads it.
+    fn string_body(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let (len, _) = string_len(&self.bytes[start..])?;
+        self.pos = start + len + 1;
+        std::str::from_utf8(&self.bytes[start..start + len]).ok()
+    }
+
+    /// A non-negative JSON integer of 1 to `max` digits (at most 16), without a sign or leading
+    /// zero; what follows is the caller's to check (a fraction or exponent must not).
+    // Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn plain_integer(&mut self, max: usize) -> Option<u64> {
+        let (value, len) = leading_digits(self.bytes, self.pos);
+        ((1..=max).contains(&len) && (len == 1 || self.bytes[self.pos] != b'0')).then(|| {
+            self.pos += len;
+            value
+        })
+    }
+
+    /// A number as the line writes it ([`line_form`]): at most 9 digits, perhaps a point and 1 to
+    /// 5 decimals without a trailing zero (but `.0`); its value, converted as [`Self::number`]
+    /// does, and whether it is whole. What follows is the caller's to check.
+    fn line_number(&mut self) -> Option<(f64, bool)> {
+        let whole = self.plain_integer(9)?;
+        if self.peek() != Some(b'.') {
+            // Below 10^9: exact.
+            #[allow(clippy::cast_precision_loss)]
+            return Some((whole as f64, true));
+        }
+        let (fraction, len) = leading_digits(self.bytes, self.pos + 1);
+        if !(1..=5).contains(&len) || (len > 1 && self.bytes[self.pos + len] == b'0') {
+            return None;
+        }
+        self.pos += 1 + len;
+        // At most 14 digits: below 2^53, so exact, and the division is correctly rounded.
+        #[allow(clippy::cast_precision_loss)]
+        let mantissa = (whole * POW10_INT[len] + fraction) as f64;
+        Some((mantissa / POW10[len], false))
     }
 
     /// Skips the value of a field the message does not use; only scalars take the fast path.
@@ -369,14 +528,20 @@ impl<'a> LineTracker<'a> {
 
     /// A key read from `key_start`, its value starting at `value_start`.
     fn key(&mut self, key: &[u8], key_start: usize, value_start: usize) {
-        if !self.in_line || self.next >= LINE_KEYS {
+        if !self.in_line {
+            return;
+        }
+        let at = line_position(key);
+        if self.next >= LINE_KEYS {
+            // Past the prefix, a key of the line can only be a `uuid` the message sent last,
+            // which the line writes first (any other would be a duplicate).
+            self.in_line = at == LINE_KEYS;
             return;
         }
         // Compact: the separator, the key and its colon right next to each other.
         self.in_line = matches!(self.bytes[key_start - 1], b'{' | b',')
             && self.bytes[key_start] == b'"'
             && value_start == key_start + key.len() + 3;
-        let at = line_position(key);
         if self.next == 0 && at == 1 {
             self.next = 1;
         }
@@ -428,6 +593,121 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     Some(())
 }
 
+/// Scans a message written exactly as its line begins (see [`LinePrefix`]: compact, the line's
+/// key order, numbers in the line's form) whose fields are all valid, straight into its
+/// [`Reading`]: each expected key is compared as one fixed-length array with the punctuation
+/// around it, integers are read eight digits at a time, and nothing goes through `Option`s or a
+/// [`DeviceMessage`]. Devices (the simulator, the bikes) send this shape.
+///
+/// Anything else (another order, whitespace before `resistance`, another number form, a value
+/// out of range, a repeated key) returns `None`, and the message takes [`scan`] and
+/// [`DeviceMessage::validate`]: they give the same reading and prefix for every message this
+/// answers (a property test holds them together), and the precise rejection for the others.
+pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, MessageText<'_>)> {
+    let mut s = Scanner { bytes, pos: 0 };
+    let uuid = if s.expect(b"{\"uuid\":\"").is_some() {
+        let uuid = s.string_body()?;
+        s.expect(b",\"event\":\"")?;
+        Some(uuid)
+    } else {
+        s.expect(b"{\"event\":\"")?;
+        None
+    };
+    let event = if s.expect(b"update\"").is_some() {
+        Event::Update
+    } else {
+        s.expect(b"final\"")?;
+        Event::Final
+    };
+    s.expect(b",\"deviceTimestamp\":")?;
+    let device_timestamp = s.plain_integer(16)?;
+    s.expect(b",\"second\":")?;
+    let second = u16::try_from(s.plain_integer(5)?).ok()?;
+    s.expect(b",\"raceId\":")?;
+    let race_id = s.plain_integer(16)?;
+    s.expect(b",\"name\":\"")?;
+    let name = s.string_body()?;
+    s.expect(b",\"racerId\":")?;
+    let racer_id = u32::try_from(s.plain_integer(7)?).ok()?;
+    s.expect(b",\"classId\":")?;
+    let class_id = u8::try_from(s.plain_integer(1)?).ok()?;
+    s.expect(b",\"cadence\":")?;
+    let (cadence, cadence_whole) = s.line_number()?;
+    let cadence_end = s.pos;
+    s.expect(b",\"resistance\":")?;
+    let (resistance, resistance_whole) = s.line_number()?;
+    let resistance_end = s.pos;
+    let (identity_id, arrived_at) = line_tail(&mut s)?;
+
+    // `DeviceMessage::validate`'s rules; a message that breaks one gets its rejection there.
+    let valid = (MIN_DEVICE_TIMESTAMP_MS.cast_unsigned()..=MAX_DEVICE_TIMESTAMP_MS.cast_unsigned())
+        .contains(&device_timestamp)
+        && (1..=clock.race_seconds).contains(&second)
+        && race_id > 0
+        && u64::from(racer_id) <= MAX_RACER_ID.cast_unsigned()
+        && (1..=MAX_CLASS_ID.cast_unsigned()).contains(&u64::from(class_id))
+        && cadence <= MAX_CADENCE
+        && resistance <= MAX_RESISTANCE
+        && name.len() <= MAX_NAME_CHARS
+        && identity_id.is_none_or(|id| (1..=MAX_IDENTITY_BYTES).contains(&id.len()));
+    if !valid {
+        return None;
+    }
+    // Built where it is returned: a `Reading` is large, and moving it cost calls to `memmove`.
+    let prefix = LinePrefix {
+        cadence_end,
+        cadence_whole,
+        resistance_end,
+        resistance_whole,
+    };
+    Some((
+        Reading {
+            uuid: uuid.map(Cow::Borrowed),
+            event,
+            device_timestamp,
+            second,
+            race_id,
+            name: Cow::Borrowed(name),
+            racer_id,
+            class_id,
+            cadence,
+            resistance,
+            output: Output::from_effort(cadence, resistance),
+            identity_id: identity_id.map(Cow::Borrowed),
+            arrived_at: arrived_at.and_then(|ms| u64::try_from(ms).ok()),
+        },
+        MessageText {
+            bytes,
+            prefix: Some(prefix),
+        },
+    ))
+}
+
+/// What follows `resistance` in [`scan_line`], up to the end of the input: `identityId` and
+/// `arrivedAt` (each at most once), and fields the line does not keep (scalars only). A field of
+/// the line again is a duplicate, which serde_json rejects.
+fn line_tail<'a>(s: &mut Scanner<'a>) -> Option<(Option<&'a str>, Option<i64>)> {
+    let mut identity_id: Option<Option<&str>> = None;
+    let mut arrived_at: Option<Option<i64>> = None;
+    s.skip_ws();
+    while s.peek()? == b',' {
+        s.pos += 1;
+        let key = s.key()?;
+        s.eat(b':')?;
+        s.skip_ws();
+        match key {
+            b"identityId" => set(&mut identity_id, s.string_or_null()?)?,
+            b"arrivedAt" => set(&mut arrived_at, s.integer_or_null()?)?,
+            _ if line_position(key) < LINE_KEYS => return None,
+            _ => s.skip_scalar()?,
+        }
+        s.skip_ws();
+    }
+    s.eat(b'}')?;
+    s.skip_ws();
+    (s.pos == s.bytes.len()).then_some((identity_id.flatten(), arrived_at.flatten()))
+}
+
 /// Scans `bytes` as a flat device message, or returns `None` to defer to serde_json; with the
 /// message, its [`LinePrefix`] if it has one.
 pub(crate) fn scan(bytes: &[u8]) -> Option<(DeviceMessage<'_>, Option<LinePrefix>)> {
@@ -477,14 +757,7 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<(DeviceMessage<'_>, Option<LinePrefix
             b"cadence" => set(&mut cadence, s.float()?)?,
             b"resistance" => set(&mut resistance, s.float()?)?,
             b"identityId" => set(&mut identity_id, s.string_or_null()?)?,
-            b"arrivedAt" => {
-                let value = if s.peek()? == b'n' {
-                    s.literal(b"null").map(|()| None)?
-                } else {
-                    Some(s.integer()?)
-                };
-                set(&mut arrived_at, value)?;
-            }
+            b"arrivedAt" => set(&mut arrived_at, s.integer_or_null()?)?,
             _ => s.skip_scalar()?,
         }
         let value_end = s.pos;

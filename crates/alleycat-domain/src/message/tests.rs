@@ -227,6 +227,19 @@ mod copied_lines {
         );
     }
 
+    /// The line writes the uuid first: a message that sends it last is not the line's text,
+    /// however compact and well ordered the rest.
+    #[test]
+    fn a_uuid_sent_last_is_written_first() {
+        let message = r#"{"event":"update","deviceTimestamp":1620051628707,"second":13,"raceId":5400172,"name":"A","racerId":8,"classId":3,"cadence":74.2,"resistance":74,"uuid":"4f1c9a7e"}"#;
+        let (written, copied, is_copied) = lines(message).unwrap();
+        assert!(!is_copied);
+        assert_eq!(
+            String::from_utf8(copied).unwrap(),
+            String::from_utf8(written).unwrap()
+        );
+    }
+
     #[test]
     fn messages_not_in_the_lines_form_are_written() {
         let line = r#"{"event":"update","deviceTimestamp":1620051628707,"second":13,"raceId":5400172,"name":"A","racerId":8,"classId":3,"cadence":74.2,"resistance":74}"#;
