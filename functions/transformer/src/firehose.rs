@@ -5,6 +5,7 @@ use std::fmt;
 use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::DateTime;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -69,8 +70,19 @@ impl LenientFirehoseEvent {
     fn decode_records(&mut self, raw: &[&RawValue]) {
         self.event.records.reserve(raw.len());
         for (position, record) in raw.iter().enumerate() {
+            let arrival_ms = match exact_arrival(record) {
+                Ok(arrival_ms) => arrival_ms,
+                Err(error) => {
+                    self.undecodable.push(salvage(position, record, error));
+                    continue;
+                }
+            };
             match serde_json::from_str::<KinesisFirehoseEventRecord>(record.get()) {
-                Ok(record) => {
+                Ok(mut record) => {
+                    let exact = arrival_ms.and_then(|ms| i64::try_from(ms).ok());
+                    if let Some(at) = exact.and_then(DateTime::from_timestamp_millis) {
+                        record.approximate_arrival_timestamp.0 = at;
+                    }
                     self.event.records.push(record);
                     self.positions.push(position);
                 }
@@ -79,6 +91,64 @@ impl LenientFirehoseEvent {
                     .push(salvage(position, record, error.to_string())),
             }
         }
+    }
+}
+
+/// A record's two arrival timestamps, as their JSON text.
+#[derive(Deserialize)]
+struct Timestamps<'a> {
+    #[serde(rename = "approximateArrivalTimestamp", borrow, default)]
+    arrival: Option<&'a RawValue>,
+    #[serde(rename = "kinesisRecordMetadata", borrow, default)]
+    metadata: Option<MetadataTimestamp<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MetadataTimestamp<'a> {
+    #[serde(rename = "approximateArrivalTimestamp", borrow, default)]
+    arrival: Option<&'a RawValue>,
+}
+
+/// The record's `approximateArrivalTimestamp` in exact milliseconds, where it is a whole number
+/// (`None` where it is not a number at all: decoding the record reports that).
+///
+/// `aws_lambda_events` reads these timestamps through floating-point seconds and truncates: about
+/// half of all values come out a millisecond early (1073742001123 as …122), where the fast path
+/// reads them exactly; and it panics on a fraction (an `assert_eq!` in its deserializer). So the
+/// typed path reads the value itself, and a timestamp with a fraction (in the record or its
+/// Kinesis metadata) makes the record undecodable rather than the invocation a crash.
+fn exact_arrival(record: &RawValue) -> Result<Option<u64>, String> {
+    let Ok(timestamps) = serde_json::from_str::<Timestamps<'_>>(record.get()) else {
+        return Ok(None);
+    };
+    if let Some(nested) = timestamps.metadata.and_then(|m| m.arrival) {
+        whole_ms(nested)
+            .map_err(|e| format!("kinesisRecordMetadata.approximateArrivalTimestamp {e}"))?;
+    }
+    timestamps
+        .arrival
+        .map_or(Ok(None), whole_ms)
+        .map_err(|e| format!("approximateArrivalTimestamp {e}"))
+}
+
+/// A timestamp written as a number or a string of one: its whole milliseconds, `None` if it is
+/// neither, an error if it has a fraction.
+fn whole_ms(raw: &RawValue) -> Result<Option<u64>, String> {
+    let number = match serde_json::from_str::<serde_json::Value>(raw.get()) {
+        Ok(serde_json::Value::Number(number)) => number,
+        Ok(serde_json::Value::String(text)) => match text.parse::<serde_json::Number>() {
+            Ok(number) => number,
+            Err(_) => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    if let Some(ms) = number.as_u64() {
+        return Ok(Some(ms));
+    }
+    match number.as_f64() {
+        Some(ms) if ms.fract() != 0.0 => Err(format!("{}: not whole milliseconds", raw.get())),
+        // A whole number written as a float (1.6e12) or a negative one: as the library reads it.
+        _ => Ok(None),
     }
 }
 

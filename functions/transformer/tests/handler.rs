@@ -74,8 +74,20 @@ fn line_arriving(message: &[u8], arrival_ms: u64) -> Vec<u8> {
 
 #[test]
 fn fixture_batch_answers_every_record_under_its_id() -> TestResult {
-    let genuine: KinesisFirehoseEvent = serde_json::from_slice(FIREHOSE)?;
+    let mut genuine: KinesisFirehoseEvent = serde_json::from_slice(FIREHOSE)?;
     let event: LenientFirehoseEvent = serde_json::from_slice(FIREHOSE)?;
+    // The genuine type reads arrival times through floating-point seconds and truncates (the last
+    // record's 1620051629462 comes back as …461); the lenient event keeps them exact.
+    let raw: serde_json::Value = serde_json::from_slice(FIREHOSE)?;
+    for (record, raw) in genuine
+        .records
+        .iter_mut()
+        .zip(raw["records"].as_array().unwrap())
+    {
+        let exact = raw["approximateArrivalTimestamp"].as_i64().unwrap();
+        record.approximate_arrival_timestamp.0 =
+            chrono::DateTime::from_timestamp_millis(exact).unwrap();
+    }
     assert_eq!(event, LenientFirehoseEvent::from(genuine.clone()));
     let (response, metrics) = run(event);
 
@@ -268,5 +280,95 @@ fn seconds_beyond_a_short_race_fail_processing() -> TestResult {
         response.records[0].result.as_deref(),
         Some(RESULT_PROCESSING_FAILED)
     );
+    Ok(())
+}
+
+/// `event_json` of `data`, each record's top-level arrival time (and, where given, its Kinesis
+/// metadata's) replaced.
+fn event_arriving(
+    data: &[serde_json::Value],
+    arrivals: &[(serde_json::Value, Option<serde_json::Value>)],
+) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(&event_json(data)).unwrap();
+    for (record, (arrival, nested)) in event["records"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(arrivals)
+    {
+        record["approximateArrivalTimestamp"] = arrival.clone();
+        if let Some(nested) = nested {
+            record["kinesisRecordMetadata"]["approximateArrivalTimestamp"] = nested.clone();
+        }
+    }
+    event.to_string()
+}
+
+#[test]
+fn arrival_times_are_exact_on_the_typed_path_as_on_the_fast_path() -> TestResult {
+    // aws_lambda_events reads …29462 through floating-point seconds as …29461.
+    let message = Message::new(3, 5_400_172, 8).second(13).to_json();
+    let json = event_arriving(
+        &[encoded(&message)],
+        &[(json!(1_620_051_629_462_u64), None)],
+    );
+    let expected = line_arriving(&message, 1_620_051_629_462);
+
+    let event: LenientFirehoseEvent = serde_json::from_str(&json)?;
+    let (typed, _) = run(event);
+    assert_eq!(typed.records[0].result.as_deref(), Some(RESULT_OK));
+    assert_eq!(typed.records[0].data.0, expected, "the typed path");
+
+    let mut metrics = Metrics::new(FUNCTION_NAME);
+    let fast = transformer::handle_fast(json.as_bytes(), &Config::default(), &mut metrics)
+        .expect("a Firehose-shaped event takes the fast path");
+    assert_eq!(fast, serde_json::to_vec(&typed)?, "both paths answer alike");
+    Ok(())
+}
+
+#[test]
+fn an_arrival_time_with_a_fraction_fails_its_record_not_the_invocation() -> TestResult {
+    // aws_lambda_events panics on a fraction (an assertion in its deserializer); each such
+    // record is answered ProcessingFailed with its data, and the good one beside them is Ok.
+    let message = Message::new(3, 5_400_172, 8).second(13).to_json();
+    let json = event_arriving(
+        &[encoded(&message), encoded(&message), encoded(&message)],
+        &[
+            (json!(1_620_051_628_707.5), None),
+            (
+                json!(1_620_051_628_707_u64),
+                Some(json!("1620051628707.25")),
+            ),
+            (json!("1620051628707"), None),
+        ],
+    );
+    let mut metrics = Metrics::new(FUNCTION_NAME);
+    let response: KinesisFirehoseResponse = serde_json::from_slice(&transformer::handle_raw(
+        json.as_bytes(),
+        &Config::default(),
+        &mut metrics,
+    )?)?;
+    let results: Vec<_> = response
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.record_id.as_deref().unwrap(),
+                r.result.as_deref().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("record-0", RESULT_PROCESSING_FAILED),
+            ("record-1", RESULT_PROCESSING_FAILED),
+            ("record-2", RESULT_OK),
+        ]
+    );
+    assert_eq!(response.records[0].data.0, message);
+    assert_eq!(response.records[1].data.0, message);
+    assert_eq!(response.records[2].data.0, line_of(&message));
+    assert_eq!(metrics.get("ProcessingFailed"), 2);
     Ok(())
 }
