@@ -57,16 +57,6 @@ impl Plausibility {
         u64::from(self.clock_skew_seconds) * 1000
     }
 
-    /// Whether `race_id` is the race of a start at `start_ms`: `race_id_at(start_ms) == race_id`,
-    /// decided by multiplying rather than dividing (a 64-bit division was 4% of the
-    /// transformer's time). In 128 bits, where neither product can overflow.
-    pub(crate) fn starts_in(self, race_id: u64, start_ms: u64) -> bool {
-        let window = u128::from(self.clock.window_seconds) * 1000;
-        let opens = u128::from(race_id) * window;
-        let start = u128::from(start_ms);
-        opens <= start && start < opens + window
-    }
-
     /// When the ride started, by the device's clock: the timestamp of second 1.
     pub fn ride_start_ms(reading: &Reading<'_>) -> u64 {
         reading
@@ -80,10 +70,11 @@ impl Plausibility {
     /// ([`Rejection::Closed`], which also covers every ancient race).
     pub fn check(self, reading: &Reading<'_>, arrival_ms: u64) -> Result<(), Rejection> {
         let start_ms = Self::ride_start_ms(reading);
-        if !self.starts_in(reading.race_id, start_ms) {
+        let start_race_id = self.clock.race_id_at(start_ms);
+        if start_race_id != reading.race_id {
             return Err(Rejection::RaceMismatch {
                 race_id: reading.race_id,
-                start_race_id: self.clock.race_id_at(start_ms),
+                start_race_id,
             });
         }
         if start_ms > arrival_ms.saturating_add(self.skew_ms()) {

@@ -186,32 +186,3 @@ fn an_identity_moves_views_only_while_it_holds_the_racer() {
     assert_eq!(check_holder(&r, Some(&other)), not_holder);
     assert_eq!(Rejection::NotHolder { racer_id: 8 }.rule(), "not_holder");
 }
-
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
-
-    /// The multiplication decides exactly as the division, over the whole range: any start, any
-    /// window (the clock keeps it at least one second), and race ids at, around and far from
-    /// the start's (wrapping at both ends of `u64`).
-    #[test]
-    fn starts_in_is_the_division(
-        start_ms in proptest::prop_oneof![
-            proptest::prelude::any::<u64>(),
-            0..10_000_000u64,
-            u64::MAX - 10_000_000..=u64::MAX,
-        ],
-        window_seconds in proptest::prop_oneof![
-            proptest::prelude::any::<u32>(),
-            1..1000u32,
-            u32::MAX - 10..=u32::MAX,
-        ],
-        delta in -3i64..=3,
-        far in proptest::prelude::any::<u64>(),
-        use_far in proptest::prelude::any::<bool>(),
-    ) {
-        let rules = Plausibility::new(RaceClock::new(300, window_seconds), 120);
-        let own = rules.clock.race_id_at(start_ms);
-        let race_id = if use_far { far } else { own.wrapping_add_signed(delta) };
-        proptest::prop_assert_eq!(rules.starts_in(race_id, start_ms), own == race_id);
-    }
-}
