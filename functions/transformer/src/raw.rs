@@ -158,7 +158,8 @@ impl<'a> Writer<'a> {
                 let id = std::str::from_utf8(record.id).ok()?;
                 self.counts.rejections.push((id, rejection));
                 self.out.extend_from_slice(b"\",\"result\":\"");
-                self.out.extend_from_slice(RESULT_PROCESSING_FAILED.as_bytes());
+                self.out
+                    .extend_from_slice(RESULT_PROCESSING_FAILED.as_bytes());
                 self.out.extend_from_slice(b"\",\"data\":\"");
                 // The original data: valid standard base64 has exactly one encoding (canonical
                 // padding, no stray bits), so the text received is what encoding it again gives.
@@ -166,7 +167,8 @@ impl<'a> Writer<'a> {
             }
         }
         // What serde writes for the response record's empty `metadata`.
-        self.out.extend_from_slice(b"\",\"metadata\":{\"partitionKeys\":{}}}");
+        self.out
+            .extend_from_slice(b"\",\"metadata\":{\"partitionKeys\":{}}}");
         Some(())
     }
 
