@@ -130,9 +130,8 @@ pub fn handle_raw(
     config: &Config,
     metrics: &mut Metrics,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    if let Some(transformed) = raw::transform(event, config.plausibility()) {
-        count(&transformed, metrics);
-        return Ok(transformed.response);
+    if let Some(response) = handle_fast(event, config, metrics) {
+        return Ok(response);
     }
     typed_text(event, *config, metrics).map(String::into_bytes)
 }
