@@ -333,6 +333,17 @@ impl MessageText<'_> {
     pub fn is_copied(&self) -> bool {
         self.prefix.is_some()
     }
+
+    /// How many of the message's first bytes [`Reading::write_json_line_from`] copies unchanged
+    /// to the start of the line (up to the first `.0` it adds): what an encoder of the line may
+    /// take from an encoding of the message. 0 when the line is written field by field.
+    pub fn copied_len(&self) -> usize {
+        match self.prefix {
+            None => 0,
+            Some(prefix) if prefix.cadence_whole => prefix.cadence_end,
+            Some(prefix) => prefix.resistance_end,
+        }
+    }
 }
 
 /// A validated message with its output: the unit every function works on.

@@ -6,181 +6,32 @@
 //! missing field, a malformed number), it returns `None` and serde_json parses the message
 //! instead, so every rejection and every unusual-but-valid message gets serde_json's exact answer.
 //! A property test checks that whenever the scanner answers, serde_json answers the same.
+//!
+//! Its parts: `words` (string stops and digits, eight bytes at a time, shared with the
+//! transformer's envelope scanner), `line` (where a message's text is already its line's) and
+//! `predicted` (the predicted-order scanner of messages written as their line begins).
+
+mod line;
+mod predicted;
+mod words;
 
 use std::borrow::Cow;
 
-use crate::message::{
-    DeviceMessage, Event, MAX_CADENCE, MAX_CLASS_ID, MAX_DEVICE_TIMESTAMP_MS, MAX_IDENTITY_BYTES,
-    MAX_NAME_CHARS, MAX_RACER_ID, MAX_RESISTANCE, MIN_DEVICE_TIMESTAMP_MS, MessageText, Reading,
-};
-use crate::output::Output;
-use crate::race::RaceClock;
+use crate::message::{DeviceMessage, Event};
+
+pub(crate) use line::LinePrefix;
+use line::LineTracker;
+pub(crate) use predicted::scan_line;
+use words::POW10_INT;
+#[cfg(test)]
+use words::find_string_stop;
+pub use words::{leading_digits, string_len};
 
 /// Exact powers of ten as doubles.
 const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
-
-/// Bytes that end the scan of a string: the closing quote, an escape, a control character, and
-/// any non-ASCII byte (which sends the string to UTF-8 validation).
-const STRING_STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] =
-            byte < 0x20 || byte >= 0x80 || byte == b'"' as usize || byte == b'\\' as usize;
-        byte += 1;
-    }
-    table
-};
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in the bytes of `word` (little-endian) that are in [`STRING_STOP`]. The lowest
-/// flagged byte is always exact (false positives can only follow a true one), which is all the
-/// search needs.
-const fn string_stops(word: u64) -> u64 {
-    let quote = word ^ (LO * b'"' as u64);
-    let backslash = word ^ (LO * b'\\' as u64);
-    ((quote.wrapping_sub(LO) & !quote)
-        | (backslash.wrapping_sub(LO) & !backslash)
-        | (word.wrapping_sub(LO * 0x20) & !word)
-        | word)
-        & HI
-}
-
-/// Index of the first [`STRING_STOP`] byte of `bytes` (a quote, a backslash, a control character
-/// or a non-ASCII byte), eight bytes at a time: uuids, names, and the transformer's record ids
-/// are long enough for this to matter (a byte loop took a fifth of the message scan), and too
-/// short for a SIMD search's setup to pay (`memchr` measured slower on them).
-fn find_string_stop(bytes: &[u8]) -> Option<usize> {
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?);
-        let stops = string_stops(word);
-        if stops != 0 {
-            return Some(at + (stops.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = chunks.remainder();
-    tail.iter()
-        .position(|&b| STRING_STOP[usize::from(b)])
-        .map(|i| at + i)
-}
-
-/// The length of a JSON string's text (`rest` starts after its opening quote) up to its closing
-/// quote, and whether it is ASCII; `None` if an escape or a control character comes first (or no
-/// quote at all). What a fast scanner accepts as a string: here and in the transformer's
-/// envelope scanner.
-pub fn string_len(rest: &[u8]) -> Option<(usize, bool)> {
-    let mut len = find_string_stop(rest)?;
-    let ascii = rest[len] < 0x80;
-    if !ascii {
-        len += rest[len..]
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')?;
-    }
-    (rest[len] == b'"').then_some((len, ascii))
-}
-
-/// `b'0'` in every byte.
-const ZEROS: u64 = LO * b'0' as u64;
-
-/// Exact powers of ten as integers, for joining digit groups.
-const POW10_INT: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
-
-/// The eight bytes of `bytes` from `at` as a little-endian word, zeros past the end (a zero is
-/// not a digit, so a number at the very end of the input reads as it should). Near the end, the
-/// input's last eight bytes are loaded and shifted, rather than copied into a buffer: a message's
-/// last number is always there, and the copy was a call to `memcpy`.
-// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
-#[allow(clippy::inline_always)]
-#[inline(always)]
-fn load8(bytes: &[u8], at: usize) -> u64 {
-    if let Some(word) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-        return u64::from_le_bytes(*word);
-    }
-    match bytes.len().checked_sub(8) {
-        Some(start) => {
-            let last = bytes[start..]
-                .first_chunk::<8>()
-                .map_or(0, |w| u64::from_le_bytes(*w));
-            let skipped = u32::try_from(at - start).unwrap_or(8);
-            last.checked_shr(8 * skipped).unwrap_or(0)
-        }
-        None => bytes
-            .get(at..)
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .fold(0, |word, &b| (word << 8) | u64::from(b)),
-    }
-}
-
-/// How many of the bytes of `word` (little-endian), from the first, are ASCII digits. A byte is a
-/// digit when `byte ^ b'0'` is below 10, i.e. when adding `0x76` to that leaves its high bit
-/// clear; a carry out of a byte only comes from a byte flagged anyway, so the lowest flagged byte
-/// (all this needs) is exact.
-// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
-#[allow(clippy::inline_always)]
-#[inline(always)]
-fn digit_count(word: u64) -> usize {
-    let x = word ^ ZEROS;
-    let non_digits = (x.wrapping_add(LO * 0x76) | x) & HI;
-    (non_digits.trailing_zeros() / 8) as usize
-}
-
-/// The value of the first `n` (1 to 8) bytes of `word`, all digits: the other bytes are shifted
-/// out and the digits moved to the top (the bytes below them are leading zeros), then pairs,
-/// fours and eights of digits are joined by one multiplication each.
-// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
-#[allow(clippy::inline_always)]
-#[inline(always)]
-fn digits_value(word: u64, n: usize) -> u64 {
-    let digits = word.wrapping_sub(ZEROS) << (8 * (8 - n));
-    let pairs = (digits & 0x0f0f_0f0f_0f0f_0f0f).wrapping_mul((10 << 8) | 1) >> 8;
-    let fours = (pairs & 0x00ff_00ff_00ff_00ff).wrapping_mul((100 << 16) | 1) >> 16;
-    (fours & 0x0000_ffff_0000_ffff).wrapping_mul((10_000 << 32) | 1) >> 32
-}
-
-/// The ASCII digits at `at` in `bytes`, read eight at a time: their value and how many there are,
-/// up to 16 (a 17th digit is left unread: callers look at what follows). Device timestamps have
-/// 13 digits; reading them a byte at a time was a tenth of the message scan. Inlined, so that
-/// callers that only need the length (numbers the envelope skips) do not compute the value.
-// Measured: outlined, the calls (and values nobody reads) cost more than inlined code.
-#[allow(clippy::inline_always)]
-#[inline(always)]
-pub fn leading_digits(bytes: &[u8], at: usize) -> (u64, usize) {
-    let first = load8(bytes, at);
-    let n = digit_count(first);
-    if n == 0 {
-        return (0, 0);
-    }
-    let high = digits_value(first, n);
-    if n < 8 {
-        return (high, n);
-    }
-    let second = load8(bytes, at + 8);
-    let m = digit_count(second);
-    if m == 0 {
-        return (high, 8);
-    }
-    (high * POW10_INT[m] + digits_value(second, m), 8 + m)
-}
 
 enum Number {
     Int(i64),
@@ -401,7 +252,7 @@ impl<'a> Scanner<'a> {
         })
     }
 
-    /// A number as the line writes it ([`line_form`]): at most 9 digits, perhaps a point and 1 to
+    /// A number as the line writes it ([`line::line_form`]): at most 9 digits, perhaps a point and 1 to
     /// 5 decimals without a trailing zero (but `.0`); its value, converted as [`Self::number`]
     /// does, and whether it is whole. What follows is the caller's to check.
     fn line_number(&mut self) -> Option<(f64, bool)> {
@@ -438,145 +289,6 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Where a message's text is already the start of its line ([`crate::Reading::write_json_line`]),
-/// so that the line can copy it instead of formatting every field again: the message starts
-/// with `{`, then holds `uuid` (optional), `event`, `deviceTimestamp`, `second`, `raceId`,
-/// `name`, `racerId`, `classId`, `cadence` and `resistance` in that order, written compactly
-/// (no whitespace), each value already in the line's form. Strings without escapes and JSON
-/// integers are; cadence and resistance must be decimals as ryu writes them, or whole numbers,
-/// which only lack the `.0` the line adds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LinePrefix {
-    /// End of the cadence's text.
-    pub cadence_end: usize,
-    /// Whether the line adds `.0` to the cadence.
-    pub cadence_whole: bool,
-    /// End of the resistance's text: the prefix ends there.
-    pub resistance_end: usize,
-    /// Whether the line adds `.0` to the resistance.
-    pub resistance_whole: bool,
-}
-
-/// Keys of the line up to `resistance` (`uuid` may be missing).
-const LINE_KEYS: usize = 10;
-
-/// Where `key` is in the line's order up to `resistance`, or [`LINE_KEYS`] if it is not there.
-/// (A `match`, so that it compiles to a few loads rather than calls to `memcmp`.)
-fn line_position(key: &[u8]) -> usize {
-    match key {
-        b"uuid" => 0,
-        b"event" => 1,
-        b"deviceTimestamp" => 2,
-        b"second" => 3,
-        b"raceId" => 4,
-        b"name" => 5,
-        b"racerId" => 6,
-        b"classId" => 7,
-        b"cadence" => 8,
-        b"resistance" => 9,
-        _ => LINE_KEYS,
-    }
-}
-
-/// Whether a JSON number's text is what the line writes for its value: `Some(false)` if exactly
-/// (ryu's shortest form: at most 9 digits before the point, 1 to 5 after it, no trailing zero
-/// but in `.0`), `Some(true)` if it is a whole number the line writes with `.0` added, `None`
-/// otherwise. Such decimals have at most 14 significant digits, so the decimal itself is the
-/// shortest text that reads back as its double, and ryu writes it in plain notation.
-fn line_form(text: &[u8]) -> Option<bool> {
-    let (whole, fraction) = match text.iter().position(|&b| b == b'.') {
-        Some(point) => (&text[..point], Some(&text[point + 1..])),
-        None => (text, None),
-    };
-    let digits = |part: &[u8], max: usize| {
-        (1..=max).contains(&part.len()) && part.iter().all(u8::is_ascii_digit)
-    };
-    if !digits(whole, 9) {
-        return None;
-    }
-    match fraction {
-        None => Some(true),
-        Some(fraction) => (digits(fraction, 5)
-            && (fraction == b"0" || fraction.last() != Some(&b'0')))
-        .then_some(false),
-    }
-}
-
-/// Follows a message as [`scan`] reads it, to find its [`LinePrefix`].
-struct LineTracker<'a> {
-    bytes: &'a [u8],
-    /// The position of the next key expected ([`line_position`]).
-    next: usize,
-    /// Whether everything read so far is in the line's form.
-    in_line: bool,
-    /// The cadence's end and [`line_form`].
-    cadence: Option<(usize, Option<bool>)>,
-    /// The resistance's end and [`line_form`].
-    resistance: Option<(usize, Option<bool>)>,
-}
-
-impl<'a> LineTracker<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            next: 0,
-            in_line: bytes.first() == Some(&b'{'),
-            cadence: None,
-            resistance: None,
-        }
-    }
-
-    /// A key read from `key_start`, its value starting at `value_start`.
-    fn key(&mut self, key: &[u8], key_start: usize, value_start: usize) {
-        if !self.in_line {
-            return;
-        }
-        let at = line_position(key);
-        if self.next >= LINE_KEYS {
-            // Past the prefix, a key of the line can only be a `uuid` the message sent last,
-            // which the line writes first (any other would be a duplicate).
-            self.in_line = at == LINE_KEYS;
-            return;
-        }
-        // Compact: the separator, the key and its colon right next to each other.
-        self.in_line = matches!(self.bytes[key_start - 1], b'{' | b',')
-            && self.bytes[key_start] == b'"'
-            && value_start == key_start + key.len() + 3;
-        if self.next == 0 && at == 1 {
-            self.next = 1;
-        }
-        self.in_line &= at == self.next;
-        self.next += 1;
-    }
-
-    /// The value of `key`, read from `start` to `end`, and whether whitespace follows it.
-    fn value(&mut self, key: &[u8], start: usize, end: usize, spaced: bool) {
-        match key {
-            // The line leaves a missing uuid out.
-            b"uuid" => self.in_line &= self.bytes[start] != b'n',
-            b"cadence" => self.cadence = Some((end, line_form(&self.bytes[start..end]))),
-            b"resistance" => self.resistance = Some((end, line_form(&self.bytes[start..end]))),
-            _ => {}
-        }
-        // Whitespace after the resistance is not copied.
-        self.in_line &= !spaced || self.next >= LINE_KEYS;
-    }
-
-    fn finish(self) -> Option<LinePrefix> {
-        match (self.in_line, self.cadence, self.resistance) {
-            (true, Some((cadence_end, Some(cadence_whole))), Some((end, Some(whole)))) => {
-                Some(LinePrefix {
-                    cadence_end,
-                    cadence_whole,
-                    resistance_end: end,
-                    resistance_whole: whole,
-                })
-            }
-            _ => None,
-        }
-    }
-}
-
 /// The key inside `quoted` (quotes included) if `rest` starts with it. Generic over the length so
 /// that each comparison compiles to a few loads, not a call to `memcmp` (which took 6% of the
 /// transformer's time).
@@ -591,121 +303,6 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
     }
     *slot = Some(value);
     Some(())
-}
-
-/// Scans a message written exactly as its line begins (see [`LinePrefix`]: compact, the line's
-/// key order, numbers in the line's form) whose fields are all valid, straight into its
-/// [`Reading`]: each expected key is compared as one fixed-length array with the punctuation
-/// around it, integers are read eight digits at a time, and nothing goes through `Option`s or a
-/// [`DeviceMessage`]. Devices (the simulator, the bikes) send this shape.
-///
-/// Anything else (another order, whitespace before `resistance`, another number form, a value
-/// out of range, a repeated key) returns `None`, and the message takes [`scan`] and
-/// [`DeviceMessage::validate`]: they give the same reading and prefix for every message this
-/// answers (a property test holds them together), and the precise rejection for the others.
-pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, MessageText<'_>)> {
-    let mut s = Scanner { bytes, pos: 0 };
-    let uuid = if s.expect(b"{\"uuid\":\"").is_some() {
-        let uuid = s.string_body()?;
-        s.expect(b",\"event\":\"")?;
-        Some(uuid)
-    } else {
-        s.expect(b"{\"event\":\"")?;
-        None
-    };
-    let event = if s.expect(b"update\"").is_some() {
-        Event::Update
-    } else {
-        s.expect(b"final\"")?;
-        Event::Final
-    };
-    s.expect(b",\"deviceTimestamp\":")?;
-    let device_timestamp = s.plain_integer(16)?;
-    s.expect(b",\"second\":")?;
-    let second = u16::try_from(s.plain_integer(5)?).ok()?;
-    s.expect(b",\"raceId\":")?;
-    let race_id = s.plain_integer(16)?;
-    s.expect(b",\"name\":\"")?;
-    let name = s.string_body()?;
-    s.expect(b",\"racerId\":")?;
-    let racer_id = u32::try_from(s.plain_integer(7)?).ok()?;
-    s.expect(b",\"classId\":")?;
-    let class_id = u8::try_from(s.plain_integer(1)?).ok()?;
-    s.expect(b",\"cadence\":")?;
-    let (cadence, cadence_whole) = s.line_number()?;
-    let cadence_end = s.pos;
-    s.expect(b",\"resistance\":")?;
-    let (resistance, resistance_whole) = s.line_number()?;
-    let resistance_end = s.pos;
-    let (identity_id, arrived_at) = line_tail(&mut s)?;
-
-    // `DeviceMessage::validate`'s rules; a message that breaks one gets its rejection there.
-    let valid = (MIN_DEVICE_TIMESTAMP_MS.cast_unsigned()..=MAX_DEVICE_TIMESTAMP_MS.cast_unsigned())
-        .contains(&device_timestamp)
-        && (1..=clock.race_seconds).contains(&second)
-        && race_id > 0
-        && u64::from(racer_id) <= MAX_RACER_ID.cast_unsigned()
-        && (1..=MAX_CLASS_ID.cast_unsigned()).contains(&u64::from(class_id))
-        && cadence <= MAX_CADENCE
-        && resistance <= MAX_RESISTANCE
-        && name.len() <= MAX_NAME_CHARS
-        && identity_id.is_none_or(|id| (1..=MAX_IDENTITY_BYTES).contains(&id.len()));
-    if !valid {
-        return None;
-    }
-    // Built where it is returned: a `Reading` is large, and moving it cost calls to `memmove`.
-    let prefix = LinePrefix {
-        cadence_end,
-        cadence_whole,
-        resistance_end,
-        resistance_whole,
-    };
-    Some((
-        Reading {
-            uuid: uuid.map(Cow::Borrowed),
-            event,
-            device_timestamp,
-            second,
-            race_id,
-            name: Cow::Borrowed(name),
-            racer_id,
-            class_id,
-            cadence,
-            resistance,
-            output: Output::from_effort(cadence, resistance),
-            identity_id: identity_id.map(Cow::Borrowed),
-            arrived_at: arrived_at.and_then(|ms| u64::try_from(ms).ok()),
-        },
-        MessageText {
-            bytes,
-            prefix: Some(prefix),
-        },
-    ))
-}
-
-/// What follows `resistance` in [`scan_line`], up to the end of the input: `identityId` and
-/// `arrivedAt` (each at most once), and fields the line does not keep (scalars only). A field of
-/// the line again is a duplicate, which serde_json rejects.
-fn line_tail<'a>(s: &mut Scanner<'a>) -> Option<(Option<&'a str>, Option<i64>)> {
-    let mut identity_id: Option<Option<&str>> = None;
-    let mut arrived_at: Option<Option<i64>> = None;
-    s.skip_ws();
-    while s.peek()? == b',' {
-        s.pos += 1;
-        let key = s.key()?;
-        s.eat(b':')?;
-        s.skip_ws();
-        match key {
-            b"identityId" => set(&mut identity_id, s.string_or_null()?)?,
-            b"arrivedAt" => set(&mut arrived_at, s.integer_or_null()?)?,
-            _ if line_position(key) < LINE_KEYS => return None,
-            _ => s.skip_scalar()?,
-        }
-        s.skip_ws();
-    }
-    s.eat(b'}')?;
-    s.skip_ws();
-    (s.pos == s.bytes.len()).then_some((identity_id.flatten(), arrived_at.flatten()))
 }
 
 /// Scans `bytes` as a flat device message, or returns `None` to defer to serde_json; with the

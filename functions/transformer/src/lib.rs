@@ -124,25 +124,41 @@ pub fn handle(
 ///
 /// The event is not a Firehose transformation event at all (not JSON, no `records`), which
 /// [`handle`]'s caller could not have deserialized either.
+#[tracing::instrument(name = "transformer", skip_all, fields(bytes = event.len()))]
 pub fn handle_raw(
     event: &[u8],
     config: &Config,
     metrics: &mut Metrics,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    handle_text(event, *config, metrics).map(String::into_bytes)
+    if let Some(response) = handle_fast(event, config, metrics) {
+        return Ok(response);
+    }
+    typed_text(event, *config, metrics).map(String::into_bytes)
 }
 
-/// [`handle_raw`], answering text: the response is built as a `String`, so handing it on as
-/// JSON text needs no UTF-8 check.
+/// [`handle_raw`], answering text for the served [`Transformer`]: the fast path's bytes checked as
+/// UTF-8 once (they always are: it writes ASCII and record ids it checked).
 #[tracing::instrument(name = "transformer", skip_all, fields(bytes = event.len()))]
 fn handle_text(
     event: &[u8],
     config: Config,
     metrics: &mut Metrics,
 ) -> Result<String, serde_json::Error> {
-    if let Some(response) = fast_text(event, config, metrics) {
+    if let Some(mut transformed) = raw::transform(event, config.plausibility())
+        && let Ok(response) = String::from_utf8(std::mem::take(&mut transformed.response))
+    {
+        count(&transformed, metrics);
         return Ok(response);
     }
+    typed_text(event, config, metrics)
+}
+
+/// The typed path of [`handle_raw`]: the whole event decoded and answered by [`handle`].
+fn typed_text(
+    event: &[u8],
+    config: Config,
+    metrics: &mut Metrics,
+) -> Result<String, serde_json::Error> {
     let event: LenientFirehoseEvent = serde_json::from_slice(event)?;
     serde_json::to_string(&handle_typed(event, config, metrics))
 }
@@ -151,25 +167,26 @@ fn handle_text(
 /// to the typed path. Public only so tests can check which events it answers.
 #[doc(hidden)]
 pub fn handle_fast(event: &[u8], config: &Config, metrics: &mut Metrics) -> Option<Vec<u8>> {
-    fast_text(event, *config, metrics).map(String::into_bytes)
+    let transformed = raw::transform(event, config.plausibility())?;
+    count(&transformed, metrics);
+    Some(transformed.response)
 }
 
-fn fast_text(event: &[u8], config: Config, metrics: &mut Metrics) -> Option<String> {
-    let transformed = raw::transform(event, config.plausibility())?;
+/// Counts and logs what the fast path did. Logged only now, so that an event the fast path gives
+/// up on halfway is not logged twice.
+fn count(transformed: &raw::Transformed<'_>, metrics: &mut Metrics) {
     register_metrics(metrics);
     metrics.add(metric::RECORDS_IN, transformed.records);
     metrics.add(metric::OK, transformed.ok);
     metrics.add(metric::PROCESSING_FAILED, transformed.failed);
     metrics.add(metric::BYTES_IN, transformed.bytes_in);
     metrics.add(metric::BYTES_OUT, transformed.bytes_out);
-    // Logged only now, so that an event the fast path gives up on halfway is not logged twice.
     let mut rejections = RejectionLog::new();
     for (id, rejection) in &transformed.rejections {
         rejections.reject_for(id, rejection);
     }
     rejections.count_into(metrics);
     rejections.finish();
-    Some(transformed.response)
 }
 
 fn register_metrics(metrics: &mut Metrics) {

@@ -195,6 +195,14 @@ mod copied_lines {
         reading.write_json_line(&mut written);
         let mut copied = b"previous line\n".to_vec();
         kept.write_json_line_from(&text, &mut copied);
+        // The bytes an encoder may take from the message's encoding are the line's.
+        let same = text.copied_len();
+        assert_eq!(
+            &copied[14..14 + same],
+            &message.as_bytes()[..same],
+            "{message}"
+        );
+        assert!(same > 0 || !text.is_copied());
         Some((written, copied[14..].to_vec(), text.is_copied()))
     }
 
