@@ -25,9 +25,7 @@ use crate::{RESULT_OK, RESULT_PROCESSING_FAILED};
 const MAX_SKIP_DEPTH: usize = 16;
 
 /// Longest timestamp, in digits, the fast path accepts: below 10^15 ms (year 33658), the typed
-/// path's float-and-chrono conversion never fails. (It is not exact: it truncates through
-/// seconds as a double and loses a millisecond for about half of all values, which the fast path
-/// reads exactly; an `Ok` line's `arrivedAt` can differ by that millisecond between the paths.)
+/// path's conversion never fails (it reads the value exactly, as this one does).
 const MAX_TIMESTAMP_DIGITS: usize = 15;
 
 /// Longest integer part and fraction, in digits, of an ignored number: far from where serde_json
