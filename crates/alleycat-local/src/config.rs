@@ -195,7 +195,7 @@ pub struct StackArgs {
     pub leaderboard_batching_window_ms: u64,
 
     /// Most change records per publisher invocation.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000),
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000),
           help_heading = "Event sources")]
     pub publisher_batch_size: u32,
 
@@ -327,7 +327,7 @@ mod tests {
                 config.publisher.batch_size,
                 config.publisher.max_retry_attempts
             ),
-            (100, 2)
+            (1000, 2)
         );
         assert_eq!(config.aggregator.max_retry_attempts, 10);
         assert_eq!(config.firehose.size_bytes, 128 << 20);
@@ -361,7 +361,7 @@ mod tests {
         let writer = template_section("  LeaderboardWriterFunction:");
         assert!(has(&writer, "MaximumBatchingWindowInSeconds: 5"));
         let publisher = template_section("  PublisherFunction:");
-        assert!(has(&publisher, "BatchSize: 100"));
+        assert!(has(&publisher, "BatchSize: 1000"));
         assert!(has(
             &template_section("  FirehoseBufferIntervalSeconds:"),
             "Default: 60"
@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(config.aggregator.batch_size, 1000);
         assert_eq!(config.aggregator.batching_window, Duration::from_secs(1));
         assert_eq!(config.leaderboard.batching_window, Duration::from_secs(5));
-        assert_eq!(config.publisher.batch_size, 100);
+        assert_eq!(config.publisher.batch_size, 1000);
         assert_eq!(config.firehose.interval, Duration::from_secs(60));
         assert_eq!(config.firehose.size_bytes, 128 << 20);
         assert_eq!(config.shards, 1);
