@@ -54,6 +54,20 @@ fn event_json(data: &[serde_json::Value]) -> String {
     .to_string()
 }
 
+/// Each answer's record id and result, in order.
+fn answers(response: &KinesisFirehoseResponse) -> Vec<(&str, &str)> {
+    response
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.record_id.as_deref().unwrap(),
+                r.result.as_deref().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn encoded(data: &[u8]) -> serde_json::Value {
     STANDARD.encode(data).into()
 }
@@ -202,16 +216,7 @@ fn a_record_with_broken_base64_is_answered_under_its_id() -> TestResult {
     assert_eq!((event.len(), event.undecodable.len()), (3, 1));
     let (response, metrics) = run(event);
 
-    let answers: Vec<_> = response
-        .records
-        .iter()
-        .map(|r| {
-            (
-                r.record_id.as_deref().unwrap(),
-                r.result.as_deref().unwrap(),
-            )
-        })
-        .collect();
+    let answers = answers(&response);
     assert_eq!(
         answers,
         [
@@ -348,16 +353,7 @@ fn an_arrival_time_with_a_fraction_fails_its_record_not_the_invocation() -> Test
         &Config::default(),
         &mut metrics,
     )?)?;
-    let results: Vec<_> = response
-        .records
-        .iter()
-        .map(|r| {
-            (
-                r.record_id.as_deref().unwrap(),
-                r.result.as_deref().unwrap(),
-            )
-        })
-        .collect();
+    let results = answers(&response);
     assert_eq!(
         results,
         [
