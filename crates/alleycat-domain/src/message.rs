@@ -10,6 +10,10 @@ use crate::output::Output;
 use crate::race::{RaceClock, RaceKey};
 use crate::scan::LinePrefix;
 
+mod digits;
+
+pub(crate) use digits::{write_fixed, write_ten_thousandths, write_u64};
+
 /// Highest valid class id (classes are 1–6).
 pub const MAX_CLASS_ID: i64 = 6;
 /// Highest valid racer id.
@@ -427,7 +431,6 @@ impl<'a> Reading<'a> {
     /// from its fixed-point integer ([`Output::write_json`]), and cadence and resistance, which
     /// devices send with a decimal or two, without the float formatter.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
-        let mut int = itoa::Buffer::new();
         out.reserve(240 + self.name.len());
         out.push(b'{');
         if let Some(uuid) = &self.uuid {
@@ -439,17 +442,17 @@ impl<'a> Reading<'a> {
             Event::Update => b"\"event\":\"update\",\"deviceTimestamp\":",
             Event::Final => b"\"event\":\"final\",\"deviceTimestamp\":",
         });
-        out.extend_from_slice(int.format(self.device_timestamp).as_bytes());
+        write_u64(out, self.device_timestamp);
         out.extend_from_slice(b",\"second\":");
-        out.extend_from_slice(int.format(self.second).as_bytes());
+        write_u64(out, u64::from(self.second));
         out.extend_from_slice(b",\"raceId\":");
-        out.extend_from_slice(int.format(self.race_id).as_bytes());
+        write_u64(out, self.race_id);
         out.extend_from_slice(b",\"name\":");
         write_json_string(out, &self.name);
         out.extend_from_slice(b",\"racerId\":");
-        out.extend_from_slice(int.format(self.racer_id).as_bytes());
+        write_u64(out, u64::from(self.racer_id));
         out.extend_from_slice(b",\"classId\":");
-        out.extend_from_slice(int.format(self.class_id).as_bytes());
+        write_u64(out, u64::from(self.class_id));
         out.extend_from_slice(b",\"cadence\":");
         write_json_f64(out, self.cadence);
         out.extend_from_slice(b",\"resistance\":");
@@ -488,7 +491,7 @@ impl<'a> Reading<'a> {
         }
         if let Some(arrived_at) = self.arrived_at {
             out.extend_from_slice(b",\"arrivedAt\":");
-            out.extend_from_slice(itoa::Buffer::new().format(arrived_at).as_bytes());
+            write_u64(out, arrived_at);
         }
         out.extend_from_slice(b"}\n");
     }
@@ -561,30 +564,6 @@ fn write_json_f64(out: &mut Vec<u8>, value: f64) {
         }
     }
     out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
-}
-
-/// Writes `scaled / 10^decimals` with exactly `decimals` decimals, or `.0` for none.
-pub(crate) fn write_fixed(out: &mut Vec<u8>, scaled: u64, decimals: usize) {
-    let mut int = itoa::Buffer::new();
-    if decimals == 0 {
-        out.extend_from_slice(int.format(scaled).as_bytes());
-        out.extend_from_slice(b".0");
-        return;
-    }
-    let scale = 10u64.pow(u32::try_from(decimals).unwrap_or(0));
-    out.extend_from_slice(int.format(scaled / scale).as_bytes());
-    let mut frac = scaled % scale;
-    let mut text = [b'.', b'0', b'0', b'0', b'0', b'0'];
-    let mut at = decimals;
-    while frac > 0 {
-        // A single digit: the cast cannot truncate.
-        #[allow(clippy::cast_possible_truncation)]
-        let digit = (frac % 10) as u8;
-        text[at] = b'0' + digit;
-        frac /= 10;
-        at -= 1;
-    }
-    out.extend_from_slice(&text[..=decimals]);
 }
 
 impl fmt::Display for Reading<'_> {

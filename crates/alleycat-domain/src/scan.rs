@@ -22,7 +22,7 @@ use crate::message::{DeviceMessage, Event};
 pub(crate) use line::LinePrefix;
 use line::LineTracker;
 pub(crate) use predicted::scan_line;
-use words::POW10_INT;
+pub(crate) use words::POW10_INT;
 #[cfg(test)]
 use words::find_string_stop;
 pub use words::{leading_digits, string_len};

@@ -482,7 +482,11 @@ impl<'a> Scanner<'a> {
         self.expect(b",\"data\":").then_some(())?;
         let data = self.unchecked_string()?;
         self.expect(b",\"kinesisRecordMetadata\":").then_some(())?;
-        self.metadata()?;
+        let metadata = self.pos;
+        if self.compact_metadata().is_none() {
+            self.pos = metadata;
+            self.metadata()?;
+        }
         self.byte(b'}')?;
         Some(Record {
             id,
@@ -521,6 +525,40 @@ impl<'a> Scanner<'a> {
             data: data?,
             arrival_ms: timestamp?,
         })
+    }
+
+    /// `kinesisRecordMetadata` as Firehose writes it: compact, its known members only, in any
+    /// order; `None` as soon as the input differs, and [`Self::metadata`] reads it instead. The
+    /// same rules, without the whitespace and unknown keys that loop allows for: each member is
+    /// its key and colon compared as one array, its value, and a comma or the closing brace.
+    fn compact_metadata(&mut self) -> Option<()> {
+        self.byte(b'{')?;
+        let mut seen = 0u8;
+        loop {
+            let field = match self.bytes.get(self.pos + 1..self.pos + 3)? {
+                b"se" if self.expect(b"\"sequenceNumber\":") => 0,
+                b"su" if self.expect(b"\"subsequenceNumber\":") => 1,
+                b"pa" if self.expect(b"\"partitionKey\":") => 2,
+                b"sh" if self.expect(b"\"shardId\":") => 3,
+                b"ap" if self.expect(b"\"approximateArrivalTimestamp\":") => 4,
+                _ => return None,
+            };
+            (seen & 1 << field == 0).then_some(())?;
+            seen |= 1 << field;
+            match field {
+                1 => self.unsigned(16).map(drop)?,
+                4 => self.unsigned(MAX_TIMESTAMP_DIGITS).map(drop)?,
+                _ => self.string_or_null()?,
+            }
+            self.pos += 1;
+            match self.bytes.get(self.pos - 1)? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        // `subsequenceNumber` and `approximateArrivalTimestamp` are required.
+        (seen & 0b1_0010 == 0b1_0010).then_some(())
     }
 
     /// `kinesisRecordMetadata`: `null`, or `KinesisFirehoseRecordMetadata` with its required

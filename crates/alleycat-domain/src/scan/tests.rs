@@ -5,7 +5,8 @@ use crate::race::RaceClock;
 
 #[test]
 fn string_stops_find_the_first_stop_byte() {
-    for len in 0..20 {
+    // Past two pairs of words: every position in a pair, a lone word and the byte tail.
+    for len in 0..40 {
         for stop in [b'"', b'\\', 0x00, 0x1f, 0x80, 0xff] {
             for at in 0..=len {
                 let mut bytes = vec![b'a'; len];
@@ -93,6 +94,18 @@ fn leading_digits_reads_every_length_and_stop_as_a_byte_loop() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// The word-at-a-time search finds what a byte-by-byte one finds, in any bytes (mostly
+    /// plain ones, so that stops come late).
+    #[test]
+    fn string_stops_are_found_as_byte_by_byte(bytes in prop::collection::vec(
+        prop_oneof![8 => b'a'..=b'z', 1 => any::<u8>()], 0..80,
+    )) {
+        let expected = bytes
+            .iter()
+            .position(|&b| !(0x20..0x80).contains(&b) || b == b'"' || b == b'\\');
+        prop_assert_eq!(find_string_stop(&bytes), expected);
+    }
 
     #[test]
     fn leading_digits_agrees_with_a_byte_loop(
