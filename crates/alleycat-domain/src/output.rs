@@ -4,6 +4,27 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+/// A non-negative decimal as a device wrote it, `mantissa / 10^decimals`: a cadence or a
+/// resistance before it becomes a double.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Decimal {
+    /// The digits, the point left out (below 10^14).
+    pub(crate) mantissa: u64,
+    /// Digits after the point (at most 5 where devices' numbers are read).
+    pub(crate) decimals: usize,
+}
+
+impl Decimal {
+    /// The double nearest the decimal: one correctly rounded division, as the mantissa (below
+    /// 2^53) and the power of ten are exact doubles.
+    pub(crate) fn to_f64(self) -> f64 {
+        const POW10: [f64; 6] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5];
+        #[allow(clippy::cast_precision_loss)]
+        let mantissa = self.mantissa as f64;
+        mantissa / POW10[self.decimals]
+    }
+}
+
 /// A racer's output, kept as an exact count of ten-thousandths.
 ///
 /// DESIGN rounds every output to 4 decimals, so a fixed-point integer holds it exactly: max-merges
@@ -21,6 +42,46 @@ impl Output {
     pub fn from_effort(cadence: f64, resistance: f64) -> Self {
         let raw = (cadence + 35.0) * (resistance + 65.0) / 100.0;
         Self::from_f64(raw).unwrap_or_default()
+    }
+
+    /// [`Self::from_effort`] of a cadence and a resistance as the device wrote them (valid: at most
+    /// 250 and 100), the same output computed in integers: the doubles' chain (two divisions,
+    /// three roundings) was the longest wait of the transformer's record.
+    ///
+    /// Why it is the same: the exact score in ten-thousandths is `N / 10^10`, `N` the product
+    /// below with both decimals scaled to five places; `from_effort` computes it in six correctly
+    /// rounded steps, each off by at most 2^-53 of its value (the sums' inputs are themselves
+    /// within that of exact), so its double is within 7 × 2^-53 × 4.71e6 < 4e-9 of the exact
+    /// score. Unless the exact score is within 2e-7 of a half (checked below, in integers), both
+    /// round to the same integer; nearer a half, the doubles decide, as `from_effort` does.
+    pub(crate) fn from_decimal_effort(cadence: Decimal, resistance: Decimal) -> Self {
+        const SCALE_5: [u64; 6] = [100_000, 10_000, 1_000, 100, 10, 1];
+        const DENOMINATOR: u64 = 10_000_000_000;
+        let (Some(&c_scale), Some(&r_scale)) = (
+            SCALE_5.get(cadence.decimals),
+            SCALE_5.get(resistance.decimals),
+        ) else {
+            return Self::from_effort(cadence.to_f64(), resistance.to_f64());
+        };
+        // For valid inputs below 285e5 × 165e5 × 100 < 2^63; checked all the same.
+        let numerator = cadence
+            .mantissa
+            .checked_mul(c_scale)
+            .zip(resistance.mantissa.checked_mul(r_scale))
+            .and_then(|(c, r)| (c + 3_500_000).checked_mul(r + 6_500_000))
+            .and_then(|product| product.checked_mul(100));
+        let Some(numerator) = numerator else {
+            return Self::from_effort(cadence.to_f64(), resistance.to_f64());
+        };
+        let (whole, rest) = (numerator / DENOMINATOR, numerator % DENOMINATOR);
+        // `rest / 10^10` within 2e-7 of one half.
+        if (2 * rest).abs_diff(DENOMINATOR) <= 2_000 {
+            return Self::from_effort(cadence.to_f64(), resistance.to_f64());
+        }
+        match u32::try_from(whole) {
+            Ok(whole) => Self(whole + u32::from(2 * rest > DENOMINATOR)),
+            Err(_) => Self::from_effort(cadence.to_f64(), resistance.to_f64()),
+        }
     }
 
     /// Rounds a decimal to the nearest ten-thousandth; `None` when it is negative, not finite or

@@ -18,6 +18,7 @@ mod words;
 use std::borrow::Cow;
 
 use crate::message::{DeviceMessage, Event};
+use crate::output::Decimal;
 
 pub(crate) use line::LinePrefix;
 use line::LineTracker;
@@ -253,24 +254,33 @@ impl<'a> Scanner<'a> {
     }
 
     /// A number as the line writes it ([`line::line_form`]): at most 9 digits, perhaps a point and 1 to
-    /// 5 decimals without a trailing zero (but `.0`); its value, converted as [`Self::number`]
-    /// does, and whether it is whole. What follows is the caller's to check.
-    fn line_number(&mut self) -> Option<(f64, bool)> {
+    /// 5 decimals without a trailing zero (but `.0`); its decimal (whose double is the value
+    /// [`Self::number`] converts) and whether it is whole. What follows is the caller's to check.
+    fn line_number(&mut self) -> Option<(Decimal, bool)> {
         let whole = self.plain_integer(9)?;
         if self.peek() != Some(b'.') {
-            // Below 10^9: exact.
-            #[allow(clippy::cast_precision_loss)]
-            return Some((whole as f64, true));
+            return Some((
+                Decimal {
+                    mantissa: whole,
+                    decimals: 0,
+                },
+                true,
+            ));
         }
         let (fraction, len) = leading_digits(self.bytes, self.pos + 1);
         if !(1..=5).contains(&len) || (len > 1 && self.bytes[self.pos + len] == b'0') {
             return None;
         }
         self.pos += 1 + len;
-        // At most 14 digits: below 2^53, so exact, and the division is correctly rounded.
-        #[allow(clippy::cast_precision_loss)]
-        let mantissa = (whole * POW10_INT[len] + fraction) as f64;
-        Some((mantissa / POW10[len], false))
+        // At most 14 digits: below 2^53, so its double is exact and `to_f64` correctly rounded.
+        let mantissa = whole * POW10_INT[len] + fraction;
+        Some((
+            Decimal {
+                mantissa,
+                decimals: len,
+            },
+            false,
+        ))
     }
 
     /// Skips the value of a field the message does not use; only scalars take the fast path.

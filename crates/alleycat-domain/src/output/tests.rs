@@ -1,6 +1,6 @@
 use proptest::prelude::*;
 
-use super::Output;
+use super::{Decimal, Output};
 
 fn written(output: Output) -> String {
     let mut out = b"x".to_vec();
@@ -82,7 +82,59 @@ fn rounds_as_f64_round_does_at_the_edges() {
     }
 }
 
+/// `from_decimal_effort` against `from_effort` of the same decimals' doubles.
+fn same_effort(cadence: Decimal, resistance: Decimal) -> bool {
+    Output::from_decimal_effort(cadence, resistance)
+        == Output::from_effort(cadence.to_f64(), resistance.to_f64())
+}
+
+fn decimal(mantissa: u64, decimals: usize) -> Decimal {
+    Decimal { mantissa, decimals }
+}
+
+#[test]
+fn scores_decimals_as_their_doubles_do() {
+    // 0.001 and 0: exactly 227,506.5 ten-thousandths, a tie the doubles decide.
+    assert!(same_effort(decimal(1, 3), decimal(0, 0)));
+    // Every cadence of two decimals, with resistances of every precision.
+    let resistances = [
+        (0, 0),
+        (5, 1),
+        (33, 0),
+        (655, 1),
+        (9_999, 2),
+        (100, 0),
+        (12_345, 5),
+    ];
+    for cadence in 0..=25_000 {
+        for (mantissa, decimals) in resistances {
+            assert!(
+                same_effort(decimal(cadence, 2), decimal(mantissa, decimals)),
+                "{cadence} {mantissa}/{decimals}"
+            );
+        }
+    }
+}
+
 proptest! {
+    /// Any valid cadence and resistance of up to five decimals.
+    #[test]
+    fn scores_any_valid_decimals_as_their_doubles_do(
+        (c_decimals, r_decimals) in (0..=5usize, 0..=5usize),
+        c_fraction in 0.0..=1.0f64,
+        r_fraction in 0.0..=1.0f64,
+    ) {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let scaled = |fraction: f64, max: u64, decimals: usize| {
+            let top = max * 10u64.pow(u32::try_from(decimals).unwrap());
+            decimal((fraction * top as f64) as u64, decimals)
+        };
+        prop_assert!(same_effort(
+            scaled(c_fraction, 250, c_decimals),
+            scaled(r_fraction, 100, r_decimals),
+        ));
+    }
+
     #[test]
     fn rounds_as_f64_round_does(value in prop_oneof![
         any::<f64>(),

@@ -52,10 +52,12 @@ pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, 
     s.expect(b",\"classId\":")?;
     let class_id = u8::try_from(s.plain_integer(1)?).ok()?;
     s.expect(b",\"cadence\":")?;
-    let (cadence, cadence_whole) = s.line_number()?;
+    let (cadence_decimal, cadence_whole) = s.line_number()?;
+    let cadence = cadence_decimal.to_f64();
     let cadence_end = s.pos;
     s.expect(b",\"resistance\":")?;
-    let (resistance, resistance_whole) = s.line_number()?;
+    let (resistance_decimal, resistance_whole) = s.line_number()?;
+    let resistance = resistance_decimal.to_f64();
     let resistance_end = s.pos;
     let (identity_id, arrived_at) = line_tail(&mut s)?;
 
@@ -92,7 +94,7 @@ pub(crate) fn scan_line(bytes: &[u8], clock: RaceClock) -> Option<(Reading<'_>, 
             class_id,
             cadence,
             resistance,
-            output: Output::from_effort(cadence, resistance),
+            output: Output::from_decimal_effort(cadence_decimal, resistance_decimal),
             identity_id: identity_id.map(Cow::Borrowed),
             arrived_at: arrived_at.and_then(|ms| u64::try_from(ms).ok()),
         },
