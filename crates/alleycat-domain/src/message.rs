@@ -533,8 +533,9 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// Exact powers of ten as doubles, for [`write_json_f64`].
-const POW10: [f64; 6] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5];
+/// Exact powers of ten as doubles, for [`write_json_f64`] and a decimal's double
+/// ([`crate::output::Decimal::to_f64`]).
+pub(crate) const POW10: [f64; 6] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5];
 
 /// Writes a finite `value` as ryu does (the shortest text that reads back as the same double:
 /// `74.2`, `74.0`, `0.05`; serde_json's text for every cadence and resistance), quickly for what

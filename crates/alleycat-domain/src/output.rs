@@ -18,10 +18,9 @@ impl Decimal {
     /// The double nearest the decimal: one correctly rounded division, as the mantissa (below
     /// 2^53) and the power of ten are exact doubles.
     pub(crate) fn to_f64(self) -> f64 {
-        const POW10: [f64; 6] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5];
         #[allow(clippy::cast_precision_loss)]
         let mantissa = self.mantissa as f64;
-        mantissa / POW10[self.decimals]
+        mantissa / crate::message::POW10[self.decimals]
     }
 }
 
